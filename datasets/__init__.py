@@ -1,0 +1,1 @@
+"""Datasets: keypoint layouts, SynthSign, the registry of real datasets."""

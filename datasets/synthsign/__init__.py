@@ -1,0 +1,1 @@
+"""SynthSign: the built-in procedural isolated-sign dataset."""

@@ -1,0 +1,1 @@
+"""Method adapters: one module per method family plus shared blocks."""
