@@ -1,0 +1,5 @@
+"""`python -m slrbench` = the `slrbench` command."""
+
+from slrbench.cli import main
+
+main()

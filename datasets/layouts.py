@@ -1,0 +1,291 @@
+"""Keypoint layouts: joint names, skeleton edges, left/right mirror permutations and conversions.
+
+Facts and their sources (datasets.md §9, methods.md §1.2–1.3, §4.2):
+
+* ``coco_wholebody_133``: COCO-WholeBody order (body 0–16, feet 17–22, face 23–90 in iBUG-68
+  order, left hand 91–111, right hand 112–132). Mirror pairs as in datasets.md §9.1; the face
+  is mirrored by iBUG-68 symmetry.
+* ``samslr_27``: the '27' joint selection of ``jackyjsy/CVPR21Chal-SLR`` @ de6c53a,
+  ``SL-GCN/data_gen/sign_gendata.py``; bone pairs of ``graph/sign_27.py`` (written there with a
+  +5 offset), flip permutation of ``feeders/feeder.py``.
+* ``hand10_*`` / ``hand21_*``: LGF-SLR hand subsets, a slrbench reconstruction (methods.md §4.2).
+
+"Left"/"right" are COCO's labels. In SAM-SLR arrays the frames were flipped before pose
+extraction, so COCO-left is the signer's anatomical right there (methods.md §1.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slrbench.errors import SlrbenchError
+
+Edge = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class KeypointLayout:
+    """A named keypoint set.
+
+    ``edges`` are (parent, child) pairs; for every layout defined here they form a forest whose
+    roots keep absolute coordinates in the bone stream (a tree for samslr_27 and the hands).
+    ``mirror[i]`` is the node that node ``i`` becomes under a horizontal flip (an involution).
+    ``center`` is the joint whose time-mean is subtracted by the skeleton feeder.
+    """
+
+    name: str
+    names: tuple[str, ...]
+    edges: tuple[Edge, ...]
+    mirror: tuple[int, ...]
+    center: int
+
+    def __post_init__(self) -> None:
+        v = len(self.names)
+        if sorted(self.mirror) != list(range(v)):
+            raise ValueError(f"layout {self.name}: mirror is not a permutation of {v} nodes")
+        if any(self.mirror[self.mirror[i]] != i for i in range(v)):
+            raise ValueError(f"layout {self.name}: mirror is not an involution")
+        children = [c for _, c in self.edges]
+        if len(set(children)) != len(children):
+            raise ValueError(f"layout {self.name}: a node has two parents")
+        for p, c in self.edges:
+            if not (0 <= p < v and 0 <= c < v) or p == c:
+                raise ValueError(f"layout {self.name}: bad edge ({p}, {c})")
+        if not 0 <= self.center < v:
+            raise ValueError(f"layout {self.name}: center {self.center} out of range")
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.names)
+
+
+# --------------------------------------------------------------------------------------------
+# COCO-WholeBody 133
+# --------------------------------------------------------------------------------------------
+_BODY_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+_FEET_NAMES = (
+    "left_big_toe", "left_small_toe", "left_heel",
+    "right_big_toe", "right_small_toe", "right_heel",
+)  # fmt: skip
+# Hand order shared by COCO-WholeBody, MediaPipe and OpenPose (datasets.md §9.1, §9.3).
+HAND21_POINT_NAMES = (
+    "wrist",
+    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
+    "index_mcp", "index_pip", "index_dip", "index_tip",
+    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
+    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
+    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
+)  # fmt: skip
+
+LEFT_HAND_BASE = 91
+RIGHT_HAND_BASE = 112
+FACE_BASE = 23
+
+
+def _face_names() -> tuple[str, ...]:
+    """``face_<part>_<iBUG index>``; parts carry no side (iBUG sides are image sides)."""
+    parts = (("jaw", 17), ("brow", 10), ("nose", 9), ("eye", 12), ("lip", 20))
+    names = [f"face_{part}_{i}" for i, part in enumerate(p for p, n in parts for _ in range(n))]
+    assert len(names) == 68
+    return tuple(names)
+
+
+def _ibug68_mirror() -> list[int]:
+    """iBUG-68 left/right symmetry (0-based iBUG indices)."""
+    m = list(range(68))
+    pairs: list[Edge] = [(i, 16 - i) for i in range(8)]  # jaw 0–16, 8 is the chin
+    pairs += [(17 + i, 26 - i) for i in range(5)]  # brows 17–21 <-> 26–22
+    pairs += [(31, 35), (32, 34)]  # lower nose, 33 self; bridge 27–30 self
+    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
+    pairs += [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lip, 51/57 self
+    pairs += [(60, 64), (61, 63), (65, 67)]  # inner lip, 62/66 self
+    for a, b in pairs:
+        m[a], m[b] = b, a
+    return m
+
+
+# Standard 20-edge hand tree on local ids (methods.md §4.2, hand-21).
+HAND21_EDGES: tuple[Edge, ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 4),
+    (0, 5), (5, 6), (6, 7), (7, 8),
+    (0, 9), (9, 10), (10, 11), (11, 12),
+    (0, 13), (13, 14), (14, 15), (15, 16),
+    (0, 17), (17, 18), (18, 19), (19, 20),
+)  # fmt: skip
+
+
+def _coco133() -> KeypointLayout:
+    names = (
+        _BODY_NAMES
+        + _FEET_NAMES
+        + _face_names()
+        + tuple(f"left_hand_{n}" for n in HAND21_POINT_NAMES)
+        + tuple(f"right_hand_{n}" for n in HAND21_POINT_NAMES)
+    )
+    mirror = list(range(133))
+    body_pairs = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
+    feet_pairs = [(17, 20), (18, 21), (19, 22)]
+    hand_pairs = [(LEFT_HAND_BASE + j, RIGHT_HAND_BASE + j) for j in range(21)]
+    for a, b in body_pairs + feet_pairs + hand_pairs:
+        mirror[a], mirror[b] = b, a
+    for i, j in enumerate(_ibug68_mirror()):
+        mirror[FACE_BASE + i] = FACE_BASE + j
+    # Drawing tree over body, feet and hands, rooted at the nose. COCO's own body skeleton has
+    # cycles (shoulder-hip quadrilateral); a tree keeps the bone stream well defined. Face
+    # points get no edges (they keep absolute values in a bone stream).
+    edges: list[Edge] = [
+        (0, 1), (0, 2), (1, 3), (2, 4),  # eyes, ears
+        (0, 5), (0, 6), (5, 7), (7, 9), (6, 8), (8, 10),  # arms
+        (5, 11), (6, 12), (11, 13), (13, 15), (12, 14), (14, 16),  # legs
+        (15, 17), (15, 18), (15, 19), (16, 20), (16, 21), (16, 22),  # feet
+        (9, LEFT_HAND_BASE), (10, RIGHT_HAND_BASE),  # wrist -> hand root
+    ]  # fmt: skip
+    for base in (LEFT_HAND_BASE, RIGHT_HAND_BASE):
+        edges += [(base + p, base + c) for p, c in HAND21_EDGES]
+    return KeypointLayout("coco_wholebody_133", names, tuple(edges), tuple(mirror), center=0)
+
+
+COCO_WHOLEBODY_133 = _coco133()
+
+# --------------------------------------------------------------------------------------------
+# SAM-SLR 27
+# --------------------------------------------------------------------------------------------
+#: COCO-WholeBody indices of the 27 SAM-SLR joints (sign_gendata.py, config '27').
+SAMSLR27_FROM_COCO: tuple[int, ...] = (
+    0, 5, 6, 7, 8, 9, 10,
+    91, 95, 96, 99, 100, 103, 104, 107, 108, 111,
+    112, 116, 117, 120, 121, 124, 125, 128, 129, 132,
+)  # fmt: skip
+
+#: The 26 (parent, child) pairs as written upstream (graph/sign_27.py, gen_bone_data.py: +5).
+SAMSLR27_EDGES_UPSTREAM: tuple[Edge, ...] = (
+    (5, 6), (5, 7), (6, 8), (8, 10), (7, 9), (9, 11),
+    (12, 13), (12, 14), (12, 16), (12, 18), (12, 20),
+    (14, 15), (16, 17), (18, 19), (20, 21),
+    (22, 23), (22, 24), (22, 26), (22, 28), (22, 30),
+    (24, 25), (26, 27), (28, 29), (30, 31),
+    (10, 12), (11, 22),
+)  # fmt: skip
+
+#: Same pairs on 27-node ids (methods.md §1.3).
+SAMSLR27_EDGES: tuple[Edge, ...] = (
+    (0, 1), (0, 2), (1, 3), (3, 5), (2, 4), (4, 6),  # body
+    (7, 8), (7, 9), (7, 11), (7, 13), (7, 15), (9, 10), (11, 12), (13, 14), (15, 16),  # L hand
+    (17, 18), (17, 19), (17, 21), (17, 23), (17, 25), (19, 20), (21, 22), (23, 24), (25, 26),
+    (5, 7), (6, 17),  # wrist -> hand root
+)  # fmt: skip
+
+#: feeders/feeder.py flip_index.
+SAMSLR27_MIRROR: tuple[int, ...] = (
+    (0, 2, 1, 4, 3, 6, 5) + tuple(range(17, 27)) + tuple(range(7, 17))
+)
+
+SAMSLR_27 = KeypointLayout(
+    "samslr_27",
+    tuple(COCO_WHOLEBODY_133.names[i] for i in SAMSLR27_FROM_COCO),
+    SAMSLR27_EDGES,
+    SAMSLR27_MIRROR,
+    center=0,
+)
+
+# --------------------------------------------------------------------------------------------
+# Hands (LGF-SLR reconstruction, methods.md §4.2)
+# --------------------------------------------------------------------------------------------
+#: Hand-10 points as offsets into a 21-point hand: root, thumb tip, then MCP and tip of the
+#: index, middle, ring and pinky fingers.
+HAND10_FROM_HAND21: tuple[int, ...] = (0, 4, 5, 8, 9, 12, 13, 16, 17, 20)
+HAND10_EDGES: tuple[Edge, ...] = (
+    (0, 1), (0, 2), (0, 4), (0, 6), (0, 8), (2, 3), (4, 5), (6, 7), (8, 9),
+)  # fmt: skip
+HAND10_LEFT_FROM_COCO = tuple(LEFT_HAND_BASE + j for j in HAND10_FROM_HAND21)
+HAND10_RIGHT_FROM_COCO = tuple(RIGHT_HAND_BASE + j for j in HAND10_FROM_HAND21)
+HAND21_LEFT_FROM_COCO = tuple(range(LEFT_HAND_BASE, LEFT_HAND_BASE + 21))
+HAND21_RIGHT_FROM_COCO = tuple(range(RIGHT_HAND_BASE, RIGHT_HAND_BASE + 21))
+
+
+def _hand(name: str, coco_ids: tuple[int, ...], edges: tuple[Edge, ...]) -> KeypointLayout:
+    # Mirror is the identity: a flip cannot turn a single-hand array into the other hand.
+    v = len(coco_ids)
+    names = tuple(COCO_WHOLEBODY_133.names[i] for i in coco_ids)
+    return KeypointLayout(name, names, edges, tuple(range(v)), center=0)
+
+
+HAND10_LEFT = _hand("hand10_left", HAND10_LEFT_FROM_COCO, HAND10_EDGES)
+HAND10_RIGHT = _hand("hand10_right", HAND10_RIGHT_FROM_COCO, HAND10_EDGES)
+HAND21_LEFT = _hand("hand21_left", HAND21_LEFT_FROM_COCO, HAND21_EDGES)
+HAND21_RIGHT = _hand("hand21_right", HAND21_RIGHT_FROM_COCO, HAND21_EDGES)
+
+LAYOUTS: dict[str, KeypointLayout] = {
+    lay.name: lay
+    for lay in (COCO_WHOLEBODY_133, SAMSLR_27, HAND10_LEFT, HAND10_RIGHT, HAND21_LEFT, HAND21_RIGHT)
+}
+
+# Subset conversions: (src, dst) -> indices into src, in dst order.
+_SELECT: dict[tuple[str, str], tuple[int, ...]] = {
+    ("coco_wholebody_133", "samslr_27"): SAMSLR27_FROM_COCO,
+    ("coco_wholebody_133", "hand10_left"): HAND10_LEFT_FROM_COCO,
+    ("coco_wholebody_133", "hand10_right"): HAND10_RIGHT_FROM_COCO,
+    ("coco_wholebody_133", "hand21_left"): HAND21_LEFT_FROM_COCO,
+    ("coco_wholebody_133", "hand21_right"): HAND21_RIGHT_FROM_COCO,
+    ("samslr_27", "hand10_left"): tuple(range(7, 17)),
+    ("samslr_27", "hand10_right"): tuple(range(17, 27)),
+    ("hand21_left", "hand10_left"): HAND10_FROM_HAND21,
+    ("hand21_right", "hand10_right"): HAND10_FROM_HAND21,
+}
+# Scatter conversions (dst has more points): (src, dst) -> dst index of each src point.
+_SCATTER: dict[tuple[str, str], tuple[int, ...]] = {
+    ("samslr_27", "coco_wholebody_133"): SAMSLR27_FROM_COCO,
+}
+
+
+def get_layout(name: str | KeypointLayout) -> KeypointLayout:
+    """The layout called ``name`` (a layout object is passed through)."""
+    if isinstance(name, KeypointLayout):
+        return name
+    try:
+        return LAYOUTS[name]
+    except (KeyError, TypeError):
+        raise SlrbenchError(
+            f"layout: unknown layout '{name}'; expected one of {', '.join(LAYOUTS)}"
+        ) from None
+
+
+def supported_conversions() -> tuple[tuple[str, str], ...]:
+    """All (src, dst) pairs `convert` accepts besides src == dst."""
+    return tuple(_SELECT) + tuple(_SCATTER)
+
+
+def convert(pose: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Convert keypoints (..., V_src, C) from layout ``src`` to ``dst`` -> (..., V_dst, C).
+
+    Subsets are pure index selections. ``samslr_27 -> coco_wholebody_133`` scatters the 27
+    points into a zero array, so the 106 missing points get coordinates 0 and score 0 (the
+    whole-body convention for "not detected", datasets.md §9.4). ``src == dst`` returns a copy.
+    """
+    src_l, dst_l = get_layout(src), get_layout(dst)
+    pose = np.asarray(pose)
+    if pose.ndim < 2 or pose.shape[-2] != src_l.num_nodes:
+        raise SlrbenchError(
+            f"pose: shape {pose.shape} does not match layout '{src_l.name}'; "
+            f"expected (..., {src_l.num_nodes}, C)"
+        )
+    key = (src_l.name, dst_l.name)
+    if src_l.name == dst_l.name:
+        return pose.copy()
+    if key in _SELECT:
+        return pose[..., list(_SELECT[key]), :].copy()
+    if key in _SCATTER:
+        out = np.zeros(pose.shape[:-2] + (dst_l.num_nodes, pose.shape[-1]), dtype=pose.dtype)
+        out[..., list(_SCATTER[key]), :] = pose
+        return out
+    pairs = ", ".join(f"{a}->{b}" for a, b in supported_conversions())
+    raise SlrbenchError(
+        f"layout conversion: unsupported pair '{src_l.name}->{dst_l.name}'; expected one of "
+        f"{pairs} (or src == dst)"
+    )

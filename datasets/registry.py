@@ -1,0 +1,202 @@
+"""Registry of the datasets slrbench knows: SynthSign (built in, generated on demand) and the
+real isolated-SLR benchmarks (facts from docs/datasets.md; their content is never shipped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from slrbench.datasets.base import Dataset
+from slrbench.errors import SlrbenchError
+from slrbench.paths import cache_dir
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    title: str
+    language: str
+    num_classes: int
+    split_sizes: dict[str, int | None]  # official counts; None where upstream has no such split
+    signers: str
+    signer_independent: bool | None
+    modalities: tuple[str, ...]
+    distributed_as: str
+    selection: str  # where checkpoints and fusion weights are chosen (evaluation.md §2.2)
+    license: str
+    synthetic: bool = False
+    synthsign_preset: str | None = None
+    notes: str = ""
+
+
+def _wlasl(k: int, sizes: tuple[int, int, int]) -> DatasetEntry:
+    train, val, test = sizes
+    return DatasetEntry(
+        name=f"wlasl{k}",
+        title=f"WLASL{k} (first {k} glosses of WLASL v0.3)",
+        language="ASL",
+        num_classes=k,
+        split_sizes={"train": train, "val": val, "test": test},
+        signers="119 overall; test signers mostly also in train",
+        signer_independent=False,
+        modalities=("rgb", "pose"),
+        distributed_as="list of web-video URLs (many dead)",
+        selection=f"official val ({val})",
+        license="C-UDA-1.0 (research use)",
+        notes="ids are 5-character zero-padded strings; WLASL2000 test covers 1,999 classes"
+        if k == 2000
+        else "ids are 5-character zero-padded strings",
+    )
+
+
+def _msasl(k: int, val: int, test: int) -> DatasetEntry:
+    return DatasetEntry(
+        name=f"msasl{k}",
+        title=f"MS-ASL{k} (labels < {k})",
+        language="ASL",
+        num_classes=k,
+        split_sizes={"train": 16054 if k == 1000 else None, "val": val, "test": test},
+        signers="val 37 / test 20, disjoint",
+        signer_independent=True,
+        modalities=("rgb", "pose"),
+        distributed_as="YouTube URLs + time ranges (many dead); train metadata from the release",
+        selection=f"official val ({val})",
+        license="C-UDA-0.1 (research use)",
+        notes="no id field upstream: slrbench hashes (url, start_time, end_time)",
+    )
+
+
+REGISTRY: dict[str, DatasetEntry] = {
+    e.name: e
+    for e in [
+        DatasetEntry(
+            name="synthsign",
+            title="SynthSign (procedural, built in), default size",
+            language="synthetic (WLASL glosses)",
+            num_classes=64,
+            split_sizes={"train": None, "val": None, "test": None},
+            signers="signer-independent synthetic signers",
+            signer_independent=True,
+            modalities=("pose", "rgb", "sensor"),
+            distributed_as="generated on demand from a seed, cached",
+            selection="val (held-out signers)",
+            license="generated; glosses from WLASL v0.3 (C-UDA-1.0)",
+            synthetic=True,
+            synthsign_preset="default",
+        ),
+        DatasetEntry(
+            name="synthsign-tiny",
+            title="SynthSign (procedural, built in), CI size",
+            language="synthetic (WLASL glosses)",
+            num_classes=20,
+            split_sizes={"train": None, "val": None, "test": None},
+            signers="signer-independent synthetic signers",
+            signer_independent=True,
+            modalities=("pose", "rgb", "sensor"),
+            distributed_as="generated on demand from a seed, cached",
+            selection="val (held-out signers)",
+            license="generated; glosses from WLASL v0.3 (C-UDA-1.0)",
+            synthetic=True,
+            synthsign_preset="tiny",
+        ),
+        DatasetEntry(
+            name="autsl",
+            title="AUTSL (CVPR 2021 ChaLearn LAP)",
+            language="Turkish SL",
+            num_classes=226,
+            split_sizes={"train": 28142, "val": 4418, "test": 3742},
+            signers="43 (31 / 6 / 6)",
+            signer_independent=True,
+            modalities=("rgb", "depth", "pose"),
+            distributed_as="RGB + depth video, 512x512",
+            selection="official validation (4,418)",
+            license="AUTSL / ChaLearn research terms",
+            notes="ids signer<X>_sample<Y>; strip _color.mp4 suffixes before joining",
+        ),
+        _wlasl(100, (1442, 338, 258)),
+        _wlasl(300, (3549, 900, 668)),
+        _wlasl(1000, (8974, 2318, 1876)),
+        _wlasl(2000, (14289, 3916, 2878)),
+        _msasl(100, 1190, 757),
+        _msasl(200, 2041, 1359),
+        _msasl(500, 3702, 2720),
+        _msasl(1000, 5287, 4172),
+        DatasetEntry(
+            name="slr500",
+            title="SLR500 (CSL isolated, USTC)",
+            language="Chinese SL",
+            num_classes=500,
+            split_sizes={"train": 87445, "val": None, "test": 37500},
+            signers="50 (35 / - / 15)",
+            signer_independent=True,
+            modalities=("rgb", "pose"),
+            distributed_as="Kinect RGB video",
+            selection="held-out training signers P31-P35 (slrbench design)",
+            license="USTC research agreement",
+            notes="class index = native label id, not gloss_label.txt line order",
+        ),
+        DatasetEntry(
+            name="nmfs-csl",
+            title="NMFs-CSL (non-manual-feature-aware CSL)",
+            language="Chinese SL",
+            num_classes=1067,
+            split_sizes={"train": 25608, "val": None, "test": 6402},
+            signers="10 (unverified)",
+            signer_independent=None,
+            modalities=("rgb", "pose"),
+            distributed_as="RGB frames",
+            selection="10 % of train, stratified by class (slrbench design)",
+            license="USTC research agreement",
+            notes="no public class list or split file; user-supplied",
+        ),
+        DatasetEntry(
+            name="vsl",
+            title="VSL (Vietnamese SL with wrist IMU)",
+            language="Vietnamese SL",
+            num_classes=50,
+            split_sizes={"train": 5714, "val": None, "test": 2215},
+            signers="11 ids (7 / - / 4)",
+            signer_independent=True,
+            modalities=("rgb", "sensor"),
+            distributed_as="video + wrist IMU arrays",
+            selection="held-out training signer N12 (slrbench design)",
+            license="not stated; research use",
+        ),
+    ]
+}
+
+
+def get_entry(name: str) -> DatasetEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise SlrbenchError(
+            f"--dataset: unknown dataset '{name}'; expected one of {', '.join(REGISTRY)}"
+        ) from None
+
+
+def prepared_dir(name: str) -> Path:
+    return cache_dir() / "prepared" / name
+
+
+def local_status(name: str) -> str:
+    """What is available on this machine, in words."""
+    entry = get_entry(name)
+    if entry.synthetic:
+        return "built in (generated on first use, then cached)"
+    return "prepared" if prepared_dir(name).is_dir() else "not prepared"
+
+
+def load_dataset(name: str, seed: int = 0) -> Dataset:
+    """Load a dataset for training. SynthSign is generated (or read from its cache); real
+    datasets need a prepared local copy, which slrbench never downloads."""
+    entry = get_entry(name)
+    if entry.synthetic:
+        from slrbench.datasets.synthsign import load_synthsign
+
+        return load_synthsign(preset=entry.synthsign_preset or "tiny", seed=seed)
+    raise SlrbenchError(
+        f"--dataset {name}: no prepared local copy at {prepared_dir(name)} "
+        "(slrbench ships no real dataset content and cannot yet import one)"
+    )

@@ -1,0 +1,127 @@
+"""The method contract: a `MethodSpec` (facts shown by `slrbench methods`) and a
+`MethodAdapter` (how the shared runner trains one stream of the method).
+
+The runner owns everything that is the same for every method (seeding, the training loop,
+selection on val, prediction, records); an adapter only says what is specific: its config,
+its model, its data pipeline and its per-epoch hooks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset as TorchDataset
+
+from slrbench.datasets.base import Dataset, DatasetSpec
+from slrbench.errors import SlrbenchError
+
+
+@dataclass(frozen=True)
+class PublishedResult:
+    """A number a paper or repository claims (evaluation.md §8 source markers)."""
+
+    dataset: str
+    setting: str
+    metric: str  # "pi@1", "pi@5", "pc@1", ...
+    value: float  # percent, as published
+    source: str  # "[R] jackyjsy/SAM-SLR-v2 README image", ...
+    flags: str = ""  # "†", "‡", "*", ...
+
+
+@dataclass(frozen=True)
+class FusionRecipe:
+    """A method's default way of combining its streams."""
+
+    strategy: str  # "fixed", "bayes", "hier", ...
+    score_space: str  # "logits" or "probs"
+    weights: dict[str, dict[str, float]]  # dataset (or "default") -> stream -> weight
+    source: str
+    test_tuned: bool = False  # the published weights were chosen on the reported split
+
+    def weights_for(self, dataset: str) -> dict[str, float]:
+        return self.weights.get(dataset, self.weights["default"])
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    title: str
+    paper: str
+    upstream: str  # repository @ commit the facts come from
+    modalities: tuple[str, ...]
+    streams: tuple[str, ...]
+    presets: tuple[str, ...]
+    default_preset: str
+    adapter_version: str
+    reconstruction: bool = False
+    summary: str = ""
+    divergences: tuple[str, ...] = ()  # every deliberate difference from upstream
+    published: tuple[PublishedResult, ...] = ()
+    fusion: FusionRecipe | None = None
+
+
+@dataclass
+class StreamData:
+    """What an adapter hands to the runner for one stream: a torch dataset per split."""
+
+    train: TorchDataset
+    val: TorchDataset
+    test: TorchDataset
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class MethodAdapter(ABC):
+    """One method family. Subclasses are registered in `slrbench.methods.registry`."""
+
+    spec: MethodSpec
+
+    def check_preset(self, preset: str) -> None:
+        if preset not in self.spec.presets:
+            raise SlrbenchError(
+                f"--preset: unknown preset '{preset}' for method '{self.spec.name}'; "
+                f"expected one of {', '.join(self.spec.presets)}"
+            )
+
+    def check_streams(self, streams: list[str] | None) -> tuple[str, ...]:
+        if not streams:
+            return self.spec.streams
+        unknown = [s for s in streams if s not in self.spec.streams]
+        if unknown:
+            raise SlrbenchError(
+                f"--streams: unknown stream '{unknown[0]}' for method '{self.spec.name}'; "
+                f"expected one of {', '.join(self.spec.streams)}"
+            )
+        return tuple(dict.fromkeys(streams))
+
+    @abstractmethod
+    def resolve_config(
+        self, preset: str, spec: DatasetSpec, stream: str, overrides: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The full configuration of one stream's run (stored and hashed in every record).
+
+        Must contain a "train" section accepted by `slrbench.training.TrainConfig.from_dict`
+        and a "decisions" list of named choices (`slgcn.flip_width=dataset`, ...).
+        """
+
+    @abstractmethod
+    def build_model(self, config: dict[str, Any], num_classes: int) -> nn.Module: ...
+
+    @abstractmethod
+    def stream_data(self, dataset: Dataset, config: dict[str, Any], seed: int) -> StreamData: ...
+
+    def on_epoch_start(self, model: nn.Module, epoch: int, config: dict[str, Any]) -> None:
+        """Per-epoch schedule hooks (drop rates, frozen parameters)."""
+
+    def forward(
+        self, model: nn.Module, inputs: torch.Tensor, epoch: int, config: dict[str, Any]
+    ) -> torch.Tensor:
+        """Logits for a batch; `epoch` is -1 at prediction time."""
+        return model(inputs)
+
+    def describe_presets(self) -> list[dict[str, Any]]:
+        """Rows for `slrbench methods NAME`: preset, parameter counts, notes."""
+        return []
