@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +25,8 @@ app = typer.Typer(
 )
 console = Console()
 error_console = Console(stderr=True)
+# Typer >= 0.2x vendors click; reach its ClickException through a public subclass.
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 ResultsOption = Annotated[
     Optional[Path], typer.Option("--results", help="Record store (default ./results or $SLRBENCH_RESULTS).")
@@ -212,6 +213,23 @@ def report(
         console.print(f"wrote {path}")
 
 
+def _register_optional_commands() -> None:
+    """Commands that live in their own modules (kept out of this file to stay small)."""
+    import importlib
+
+    for module_name in ("slrbench.fusion_cli",):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            if missing.name != module_name:
+                raise
+            continue
+        module.register(app)
+
+
+_register_optional_commands()
+
+
 def main() -> None:
     """Console entry point: one-line errors and exit code 2 for bad input."""
     try:
@@ -219,12 +237,12 @@ def main() -> None:
     except SlrbenchError as error:
         error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.ClickException as error:
+    except ClickException as error:
         error.show()
         sys.exit(error.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         error_console.print("interrupted: run the same command with --resume to continue")
         sys.exit(130)
 

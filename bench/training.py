@@ -315,7 +315,7 @@ class Trainer:
                 loss = criterion(logits.float(), targets)
             if not torch.isfinite(loss):
                 raise SlrbenchError(
-                    f"training diverged at epoch {epoch}: loss is {float(loss)}; lower train.lr"
+                    f"training diverged at epoch {epoch}: loss is {float(loss.detach())}; lower train.lr"
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -324,7 +324,7 @@ class Trainer:
                 nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            total_loss += float(loss) * len(targets)
+            total_loss += float(loss.detach()) * len(targets)
             correct += int((logits.argmax(1) == targets).sum())
             seen += len(targets)
             bar.advance(batch_task)

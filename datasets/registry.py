@@ -4,7 +4,7 @@ real isolated-SLR benchmarks (facts from docs/datasets.md; their content is neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from slrbench.datasets.base import Dataset
@@ -195,7 +195,10 @@ def load_dataset(name: str, seed: int = 0) -> Dataset:
     if entry.synthetic:
         from slrbench.datasets.synthsign import load_synthsign
 
-        return load_synthsign(preset=entry.synthsign_preset or "tiny", seed=seed)
+        dataset = load_synthsign(preset=entry.synthsign_preset or "tiny", seed=seed)
+        # Records key on the registry name, so each SynthSign preset is its own dataset.
+        dataset.spec = replace(dataset.spec, name=entry.name)
+        return dataset
     raise SlrbenchError(
         f"--dataset {name}: no prepared local copy at {prepared_dir(name)} "
         "(slrbench ships no real dataset content and cannot yet import one)"

@@ -41,6 +41,8 @@ class FusionRecipe:
     weights: dict[str, dict[str, float]]  # dataset (or "default") -> stream -> weight
     source: str
     test_tuned: bool = False  # the published weights were chosen on the reported split
+    # Two-level recipes ("hier"): group name -> member streams, fused within, then across.
+    groups: dict[str, tuple[str, ...]] | None = None
 
     def weights_for(self, dataset: str) -> dict[str, float]:
         return self.weights.get(dataset, self.weights["default"])

@@ -1,0 +1,165 @@
+"""SL-GCN as a benchmark method: presets, recipe, per-epoch schedules and published facts
+(methods.md §2). The network itself lives in `slrbench.methods.slgcn`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from slrbench.config import apply_overrides
+from slrbench.datasets.base import DatasetSpec
+from slrbench.methods.base import FusionRecipe, MethodSpec, PublishedResult
+from slrbench.methods.blocks import keep_prob_schedule
+from slrbench.methods.skeleton_adapter import SkeletonAdapter, augment_section
+from slrbench.methods.slgcn import PRESETS, SLGCN, SLGCNConfig, count_trainable_parameters
+
+LAYOUT = "samslr_27"
+STREAMS = ("j", "b", "jm", "bm")
+
+# Per preset: stored / train-crop length and the training recipe (methods.md §2.3, §2.10).
+# Paper crop is 120 for the WLASL/CSL joint stream and 100 otherwise; slrbench uses 100.
+RECIPES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "t_store": 40,
+        "window": 32,
+        "train": {
+            "epochs": 30,
+            "batch_size": 16,
+            "lr": 0.1,
+            "warmup_epochs": 2,
+            "schedule": "cosine",
+            "weight_decay": 1e-4,
+        },
+    },
+    "paper": {
+        "t_store": 150,
+        "window": 100,
+        "train": {
+            "epochs": 250,
+            "batch_size": 64,
+            "lr": 0.1,
+            "warmup_epochs": 20,
+            "schedule": "step",
+            "milestones": [150, 200],
+            "gamma": 0.1,
+            "weight_decay": 1e-4,
+        },
+    },
+}
+
+SPEC = MethodSpec(
+    name="slgcn",
+    title="SL-GCN (SAM-SLR skeleton network)",
+    paper="Jiang et al., Skeleton Aware Multi-modal Sign Language Recognition, CVPRW 2021; "
+    "Sign Language Recognition via Skeleton-Aware Multi-Model Ensemble, arXiv 2110.06161",
+    upstream="jackyjsy/CVPR21Chal-SLR @ de6c53a, jackyjsy/SAM-SLR-v2 @ ef0ab36 (SL-GCN/)",
+    modalities=("pose",),
+    streams=STREAMS,
+    presets=tuple(RECIPES),
+    default_preset="tiny",
+    adapter_version="1",
+    summary="Decoupled spatial-temporal GCN over 27 whole-body joints with STC attention, "
+    "DropGraph and DropBlockT; one model per stream (joint, bone, joint motion, bone motion), "
+    "fused by a weighted logit sum. Common ancestor of DSTA-SLR and LGF-SLR.",
+    divergences=(
+        "checkpoint selected on val every epoch (upstream keeps the best epoch on the reported split)",
+        "flip width x -> W - x uses the dataset's frame width (upstream hard-codes 512)",
+        "random shift range scaled to 10 * W / 512 px (upstream: 10 px for 512-px AUTSL frames)",
+        "paper crop window 100 for every stream (upstream: 120 for the WLASL/CSL joint stream)",
+        "keep-probability decays over the first 40 % of the epochs (upstream: 100 of 250)",
+        "streams are derived in the data pipeline from the joints (upstream: offline .npy files); "
+        "same definitions, including the motion jump across the loop-padding seam",
+    ),
+    published=(
+        PublishedResult("wlasl2000", "4-stream fusion", "pi@1", 51.50, "[R] SAM-SLR-v2 README image", "†‡"),
+        PublishedResult("wlasl2000", "4-stream fusion", "pi@5", 84.94, "[R] SAM-SLR-v2 README image", "†‡"),
+        PublishedResult("wlasl2000", "4-stream fusion", "pc@1", 48.87, "[R] SAM-SLR-v2 README image", "†‡"),
+        PublishedResult("wlasl2000", "joint stream", "pi@1", 45.61, "[R] result-file name (epoch 222)", "†"),
+        PublishedResult("autsl", "4-stream, train-only, weights 1/0.9/0.5/0.5", "pi@1", 96.47,
+                        "[V] released score files re-scored (methods.md §2.7)"),
+        PublishedResult("autsl", "joint stream, train-only", "pi@1", 95.35,
+                        "[V] released score files re-scored (methods.md §2.7)"),
+        PublishedResult("slr500", "keypoints (SL-GCN)", "pi@1", 98.16, "[R] SAM-SLR README image"),
+    ),
+    fusion=FusionRecipe(
+        strategy="fixed",
+        score_space="logits",
+        weights={"default": {"j": 1.0, "b": 0.9, "jm": 0.5, "bm": 0.5}},
+        source="CVPR21Chal-SLR ensemble/gcn/ensemble_wo_val.py; SAM-SLR-v2 SL-GCN/ensemble/ensemble.py",
+        test_tuned=True,
+    ),
+)
+
+
+class SLGCNAdapter(SkeletonAdapter):
+    spec = SPEC
+
+    def resolve_config(
+        self, preset: str, spec: DatasetSpec, stream: str, overrides: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.check_preset(preset)
+        recipe = RECIPES[preset]
+        config: dict[str, Any] = {
+            "method": SPEC.name,
+            "preset": preset,
+            "stream": stream,
+            "model": PRESETS[preset].to_dict(),
+            "data": {
+                "layout": LAYOUT,
+                "stream": stream,
+                "t_store": recipe["t_store"],
+                "augment": augment_section(spec, recipe["window"]),
+            },
+            "train": dict(recipe["train"]),
+            "schedule": {
+                "keep_prob_end": 0.9,
+                "keep_prob_decay_fraction": 0.4,
+                "adjacency_frozen_epochs": 1,  # upstream only_train_epoch
+            },
+            "test_protocol": {"clips": 1, "frames": f"all {recipe['t_store']} stored", "flip": False},
+            "decisions": [
+                "slgcn.selection=val",
+                "slgcn.flip_width=dataset",
+                "slgcn.shift=scaled_to_frame",
+                "slgcn.streams=derived_in_pipeline",
+            ],
+        }
+        return apply_overrides(config, overrides)
+
+    def build_model(self, config: dict[str, Any], num_classes: int) -> nn.Module:
+        return SLGCN(num_classes, config["data"]["layout"], SLGCNConfig.from_dict(config["model"]))
+
+    def keep_prob(self, epoch: int, config: dict[str, Any]) -> float:
+        schedule = config["schedule"]
+        decay = max(1, round(schedule["keep_prob_decay_fraction"] * config["train"]["epochs"]))
+        return keep_prob_schedule(epoch, 1.0, schedule["keep_prob_end"], decay)
+
+    def on_epoch_start(self, model: nn.Module, epoch: int, config: dict[str, Any]) -> None:
+        assert isinstance(model, SLGCN)
+        model.set_adjacency_trainable(epoch >= config["schedule"]["adjacency_frozen_epochs"])
+
+    def forward(
+        self, model: nn.Module, inputs: torch.Tensor, epoch: int, config: dict[str, Any]
+    ) -> torch.Tensor:
+        keep = 1.0 if epoch < 0 else self.keep_prob(epoch, config)
+        return model(inputs, keep)
+
+    def describe_presets(self) -> list[dict[str, Any]]:
+        rows = []
+        for preset, recipe in RECIPES.items():
+            counts = {
+                k: count_trainable_parameters(SLGCN(k, LAYOUT, PRESETS[preset])) for k in (20, 226, 2000)
+            }
+            train = recipe["train"]
+            rows.append(
+                {
+                    "preset": preset,
+                    "params": ", ".join(f"{n:,} (K={k})" for k, n in counts.items()),
+                    "frames": f"store {recipe['t_store']} / train crop {recipe['window']}",
+                    "recipe": f"{train['epochs']} epochs, batch {train['batch_size']}, SGD lr {train['lr']}",
+                }
+            )
+        return rows
