@@ -57,21 +57,22 @@ def datasets(
     from slrbench.datasets.registry import REGISTRY, get_entry, load_dataset, local_status
 
     if name is None:
-        table = Table(title="Datasets")
-        for column in ("name", "classes", "train / val / test", "signer-indep.", "modalities", "selection", "local"):
-            table.add_column(column)
+        table = Table(title="Datasets", caption="`slrbench datasets NAME` for selection split, licence, notes")
+        table.add_column("name", no_wrap=True)
+        table.add_column("K", justify="right")
+        table.add_column("train / val / test", no_wrap=True)
+        table.add_column("signer-indep.")
+        table.add_column("modalities")
+        table.add_column("local")
         for entry in REGISTRY.values():
-            sizes = " / ".join("-" if v is None else f"{v:,}" for v in entry.split_sizes.values())
-            if entry.synthetic:
-                sizes = "generated"
+            sizes = "/".join("-" if v is None else f"{v:,}" for v in entry.split_sizes.values())
             table.add_row(
                 entry.name,
                 str(entry.num_classes),
-                sizes,
+                "generated" if entry.synthetic else sizes,
                 {True: "yes", False: "no", None: "?"}[entry.signer_independent],
                 ", ".join(entry.modalities),
-                entry.selection,
-                local_status(entry.name),
+                "built in" if entry.synthetic else local_status(entry.name),
             )
         console.print(table)
         return
@@ -79,12 +80,14 @@ def datasets(
     entry = get_entry(name)
     for field_name in ("title", "language", "num_classes", "signers", "modalities", "distributed_as", "selection", "license", "notes"):
         value = getattr(entry, field_name)
+        if isinstance(value, tuple):
+            value = ", ".join(value)
         if value:
             console.print(f"[bold]{field_name}[/bold]: {value}")
     console.print(f"[bold]local[/bold]: {local_status(name)}")
     if entry.synthetic:
         dataset = load_dataset(name)
-        console.print(dataset.describe(), highlight=False, markup=False)
+        console.print(dataset.describe(), highlight=False, markup=False, soft_wrap=True)
         if figure is not None:
             from slrbench.datasets.synthsign.figure import plot_samples
 

@@ -7,7 +7,6 @@ evaluation.md §8.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from rich.table import Table
 from slrbench.atomic import atomic_write_text
 from slrbench.errors import SlrbenchError
 from slrbench.metrics import METRIC_LABELS
+from slrbench.records import read_meta
 from slrbench.store import RecordStore
 
 REPORT_FORMATS = ("md", "csv")
@@ -62,6 +62,11 @@ def _format_metric(metric: dict[str, Any] | None, key: str) -> str:
 def _latest_metas(store: RecordStore, dataset: str, split: str) -> list[dict[str, Any]]:
     """The newest record per (method, preset, stream, seed, config): re-runs supersede."""
     rows = store.find(dataset=dataset, split=split)
+    corrupt = store.corrupt_runs()
+    if corrupt:
+        # A leaderboard must not silently drop a record it cannot read.
+        reason = next(iter(corrupt.values()))
+        raise SlrbenchError(f"{reason} ({len(corrupt)} unreadable run dir(s); repair or remove them)")
     if not rows:
         raise SlrbenchError(
             f"--dataset {dataset}: no {split} records in {store.root}; "
@@ -70,7 +75,7 @@ def _latest_metas(store: RecordStore, dataset: str, split: str) -> list[dict[str
     frame = pd.DataFrame(rows).sort_values("finished_at")
     keys = ["method", "preset", "stream", "seed", "config_sha256"]
     latest = frame.groupby(keys, sort=False, dropna=False).tail(1)
-    metas = [json.loads((Path(path) / "run.json").read_text()) for path in latest["path"]]
+    metas = [read_meta(Path(path)) for path in latest["path"]]
     metas.sort(key=lambda m: (m["method"], m["preset"], _stream_order(m), m["seed"]))
     for meta, path in zip(metas, latest["path"]):
         meta["_path"] = str(path)
@@ -124,23 +129,34 @@ def _chance_line(num_classes: int) -> str:
 
 
 def _rich_table(metas: list[dict[str, Any]], split: str, dataset: str) -> Table:
-    table = Table(title=f"{dataset} · {split} split", caption=_chance_line(metas[0]["num_classes"]))
-    for column in ("method", "preset", "stream", "seed"):
-        table.add_column(column)
+    # Compact enough for 80 columns: the CI sits under its value, preset and seed under the
+    # run name; the Markdown and CSV files carry every field.
+    selections = sorted({m["selection_split"] for m in metas})
+    table = Table(
+        title=f"{dataset} · {split} split (%, 95 % CI below)",
+        caption=f"{_chance_line(metas[0]['num_classes'])} · selection on {', '.join(selections)}",
+    )
+    table.add_column("method:stream", no_wrap=True)
     for key in HEADLINE_METRICS:
-        table.add_column(f"{METRIC_LABELS[key]} [95 % CI]", justify="right")
-    for column in ("n_eval / n_official", "selection", "flags"):
-        table.add_column(column)
+        table.add_column(METRIC_LABELS[key], justify="right", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("flags", no_wrap=True)
     for meta in metas:
         metrics = meta.get("metrics", {})
+        cells = []
+        for key in HEADLINE_METRICS:
+            metric = metrics.get(key)
+            value = _format_metric(metric, key).partition(" ")[0]
+            if metric and metric.get("ci_low") is not None:
+                value += f"\n[dim]{100 * metric['ci_low']:.1f}–{100 * metric['ci_high']:.1f}[/dim]"
+            cells.append(value)
+        n = str(meta["n_eval"])
+        if meta["n_eval"] != meta["n_official"]:
+            n += f"/{meta['n_official']}"
         table.add_row(
-            meta["method"],
-            meta["preset"],
-            meta["stream"],
-            str(meta["seed"]),
-            *(_format_metric(metrics.get(k), k) for k in HEADLINE_METRICS),
-            f"{meta['n_eval']} / {meta['n_official']}",
-            meta["selection_split"],
+            f"{meta['method']}:{meta['stream']}\n[dim]{meta['preset']} · seed {meta['seed']}[/dim]",
+            *cells,
+            n,
             record_flags(meta, split),
         )
     return table
@@ -158,7 +174,7 @@ def _markdown(metas: list[dict[str, Any]], split: str, dataset: str, out_dir: Pa
         "| method | preset | stream | seed | "
         + " | ".join(METRIC_LABELS[k] for k in HEADLINE_METRICS)
         + " | pc_union@1 | n_eval / n_official | selection | flags | record |",
-        "|" + " --- |" * (10 + len(HEADLINE_METRICS)),
+        "|" + " --- |" * (9 + len(HEADLINE_METRICS)),
     ]
     for meta in metas:
         metrics = meta.get("metrics", {})

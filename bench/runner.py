@@ -23,7 +23,7 @@ from slrbench import __version__
 from slrbench.datasets.base import Dataset
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import MethodAdapter
-from slrbench.metrics import BootstrapConfig, evaluate
+from slrbench.metrics import METRIC_DEFINITIONS_VERSION, BootstrapConfig, evaluate
 from slrbench.provenance import (
     config_sha256,
     environment,
@@ -44,7 +44,6 @@ from slrbench.training import (
     seed_everything,
 )
 
-METRIC_DEFINITIONS_VERSION = "1"
 EVAL_SPLITS = ("val", "test")
 
 

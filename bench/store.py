@@ -226,6 +226,13 @@ class RecordStore:
             row["path"] = str(self.root / row["path"])
         return rows
 
+    def corrupt_runs(self) -> dict[str, str]:
+        """Run dirs that could not be indexed: run id -> reason (naming the file)."""
+        self.index()
+        return self._read_skipped() if self._writable() else {
+            name: reason for name, reason in self._scan()[1].items()
+        }
+
     def find(self, **filters: Any) -> list[dict[str, Any]]:
         """Rows whose fields equal the filters; a list/tuple/set value means 'any of'."""
         rows = self.index()

@@ -16,3 +16,34 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared reference data is not present beside the project")
     return SHARED
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Generated datasets go to a per-session folder, never the user's ~/.cache."""
+    import os
+
+    os.environ.setdefault("SLRBENCH_CACHE", str(tmp_path_factory.mktemp("slrbench-cache")))
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # noqa: ANN201 - returns the runner below
+    """Run `slrbench ARGS` in-process; returns (exit code, stdout, stderr)."""
+    import sys
+
+    from slrbench.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        argv = sys.argv
+        sys.argv = ["slrbench", *args]
+        try:
+            main()
+            code = 0
+        except SystemExit as done:
+            code = int(done.code or 0)
+        finally:
+            sys.argv = argv
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -10,11 +10,9 @@ complete. A cache file that cannot be read is regenerated with a warning: it is 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import numpy as np
 from filelock import FileLock
 
 from slrbench import paths
+from slrbench.atomic import atomic_write_with
 from slrbench.datasets.base import SPLITS, DatasetSpec, PoseArrays, SensorArrays
 from slrbench.errors import SlrbenchError
 
@@ -54,26 +53,6 @@ class _Sample:
     label: int
     signer: int  # index into SynthSign.signer_list
     repetition: int
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through `write(file object)` to a temp file in the same folder, then replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # ".tmp-" names are the project-wide marker of unfinished files (see slrbench.atomic).
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=f"-{path.name}",
-                               dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class SynthSign:
@@ -234,7 +213,7 @@ class SynthSign:
             payload = {"pose": pose, "pose_lengths": lp, "sensor": sensor, "sensor_lengths": ls,
                        "ids": np.array(self.spec.splits[split], dtype=str),
                        "labels": self.labels(split)}
-            _atomic_write(self.cache_path / _POSE_FILE.format(split=split),
+            atomic_write_with(self.cache_path / _POSE_FILE.format(split=split),
                           lambda fh, p=payload: np.savez(fh, **p))
         meta = {
             "generator_version": GENERATOR_VERSION,
@@ -245,7 +224,7 @@ class SynthSign:
             "num_classes": self.num_classes,
         }
         text = json.dumps(meta, indent=2, sort_keys=True).encode("utf-8")
-        _atomic_write(self.cache_path / _META_FILE, lambda fh: fh.write(text))
+        atomic_write_with(self.cache_path / _META_FILE, lambda fh: fh.write(text))
 
     def _read_cache(self) -> dict[str, dict[str, np.ndarray]]:
         """Load the cache; raises on anything missing, stale or malformed."""
@@ -357,7 +336,7 @@ class SynthSign:
             arr[i] = clip
         self.cache_path.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.cache_path / ".lock")):
-            _atomic_write(path, lambda fh: np.save(fh, arr))
+            atomic_write_with(path, lambda fh: np.save(fh, arr))
         self._rgb[key] = arr
         return arr
 

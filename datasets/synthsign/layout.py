@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from slrbench.datasets.layouts import COCO_WHOLEBODY_133, SAMSLR27_FROM_COCO
+
 LAYOUT = "coco_wholebody_133"
 N_KEYPOINTS = 133
 
@@ -21,9 +23,8 @@ FACE_IDX = np.arange(FACE, FACE + 68)
 LEFT_HAND_IDX = np.arange(LEFT_HAND, LEFT_HAND + 21)
 RIGHT_HAND_IDX = np.arange(RIGHT_HAND, RIGHT_HAND + 21)
 
-# SAM-SLR's 27 joints (datasets.md §9.2).
-SAMSLR_27 = np.array([0, 5, 6, 7, 8, 9, 10, 91, 95, 96, 99, 100, 103, 104, 107, 108, 111, 112,
-                      116, 117, 120, 121, 124, 125, 128, 129, 132])
+# SAM-SLR's 27 joints, as COCO-WholeBody indices (defined once in slrbench.datasets.layouts).
+SAMSLR_27 = np.array(SAMSLR27_FROM_COCO)
 
 # Bones used for drawing skeletons.
 BODY_BONES = [(5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12), (11, 13),
@@ -35,17 +36,4 @@ HAND_BONES = ([(0, 1), (1, 2), (2, 3), (3, 4)]
 
 def flip_permutation() -> np.ndarray:
     """Index permutation that swaps left and right (body, feet, hands, iBUG face)."""
-    perm = np.arange(N_KEYPOINTS)
-    pairs = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16),
-             (17, 20), (18, 21), (19, 22)]
-    # iBUG-68 left/right symmetry (0-based within the face block).
-    face_pairs = ([(i, 16 - i) for i in range(8)] + [(17 + i, 26 - i) for i in range(5)]
-                  + [(31, 35), (32, 34)]
-                  + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
-                  + [(48, 54), (49, 53), (50, 52), (59, 55), (58, 56)]
-                  + [(60, 64), (61, 63), (67, 65)])
-    pairs += [(FACE + a, FACE + b) for a, b in face_pairs]
-    pairs += [(LEFT_HAND + j, RIGHT_HAND + j) for j in range(21)]
-    for a, b in pairs:
-        perm[a], perm[b] = b, a
-    return perm
+    return np.array(COCO_WHOLEBODY_133.mirror)

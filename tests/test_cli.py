@@ -1,0 +1,83 @@
+"""The command line: listings, a short real run, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from slrbench.errors import EXIT_BAD_INPUT
+
+
+def _one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == EXIT_BAD_INPUT
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_listings(cli) -> None:
+    code, out, _ = cli("datasets")
+    assert code == 0 and "synthsign-tiny" in out and "wlasl2000" in out
+    code, out, _ = cli("methods")
+    assert code == 0 and "slgcn" in out
+    code, out, _ = cli("methods", "slgcn")
+    assert code == 0 and "3,838,584 (K=226)" in out and "4,294,502 (K=2000)" in out
+    assert "51.50" in out
+
+
+def test_describe_synthsign_with_figure(cli, tmp_path: Path) -> None:
+    figure = tmp_path / "synthsign.png"
+    code, out, _ = cli("datasets", "synthsign-tiny", "--figure", str(figure))
+    assert code == 0 and "minimal" in out.lower()
+    assert figure.stat().st_size > 10_000
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["run", "--method", "nope", "--dataset", "synthsign-tiny"], ["--method", "nope", "slgcn"]),
+        (["run", "--method", "slgcn", "--dataset", "nope"], ["--dataset", "nope", "synthsign"]),
+        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--streams", "j,xx"], ["--streams", "xx"]),
+        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--preset", "huge"], ["--preset", "huge", "tiny"]),
+        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--epochs", "0"], ["--epochs", "0"]),
+        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--device", "tpu"], ["--device", "tpu"]),
+        (["run", "--method", "slgcn", "--dataset", "autsl"], ["autsl", "no prepared local copy"]),
+        (["methods", "nope"], ["nope"]),
+        (["datasets", "nope"], ["nope"]),
+        (["report", "--dataset", "nope"], ["nope"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(cli, tmp_path: Path, args: list[str], needles: list[str]) -> None:
+    code, _, err = cli(*args, *(["--results", str(tmp_path)] if args[0] in ("run", "report") else []))
+    _one_line_error(code, err, *needles)
+
+
+def test_report_without_records(cli, tmp_path: Path) -> None:
+    code, _, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(tmp_path))
+    _one_line_error(code, err, "no test records")
+
+
+def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    code, out, err = cli(
+        "run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--streams", "jm",
+        "--epochs", "1", "--bootstrap", "50", "--quiet", "--results", str(results),
+    )
+    assert code == 0, err
+    assert "run summary" in out
+    runs = sorted((results / "runs").iterdir())
+    assert [json.loads((r / "run.json").read_text())["split"] for r in runs].count("test") == 1
+
+    code, out, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results), "--out", str(reports))
+    assert code == 0, err
+    assert (reports / "synthsign-tiny" / "results-synthsign-tiny.md").is_file()
+    assert (reports / "synthsign-tiny" / "results-synthsign-tiny.csv").is_file()
+
+    (runs[0] / "run.json").write_text('{"record_version": 1, "run_id": ')  # torn write
+    code, _, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results), "--out", str(reports))
+    _one_line_error(code, err, str(runs[0] / "run.json"))
