@@ -17,6 +17,7 @@ from rich.table import Table
 
 from slrbench.atomic import atomic_write_text
 from slrbench.errors import SlrbenchError
+from slrbench.fusion_report import fusion_section, rich_section
 from slrbench.metrics import METRIC_LABELS
 from slrbench.records import read_meta
 from slrbench.store import RecordStore
@@ -76,9 +77,12 @@ def _latest_metas(store: RecordStore, dataset: str, split: str) -> list[dict[str
     keys = ["method", "preset", "stream", "seed", "config_sha256"]
     latest = frame.groupby(keys, sort=False, dropna=False).tail(1)
     metas = [read_meta(Path(path)) for path in latest["path"]]
-    metas.sort(key=lambda m: (m["method"], m["preset"], _stream_order(m), m["seed"]))
+    # Paths are attached before sorting so each row links to its own record.
     for meta, path in zip(metas, latest["path"]):
         meta["_path"] = str(path)
+    # Fused records may lack a common preset or seed: None sorts first instead of failing.
+    metas.sort(key=lambda m: (m["method"], m["preset"] or "", _stream_order(m),
+                              -1 if m["seed"] is None else m["seed"]))
     return metas
 
 
@@ -215,6 +219,7 @@ def build_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     if console is not None:
         console.print(_rich_table(metas, split, dataset))
+        rich_section(metas, split, console)
     written: list[Path] = []
     stem = f"results-{dataset}" if split == "test" else f"results-{dataset}-{split}"
     if "csv" in formats:
@@ -223,8 +228,11 @@ def build_report(
         written.append(path)
     if "md" in formats:
         path = out_dir / f"{stem}.md"
-        atomic_write_text(path, _markdown(metas, split, dataset, out_dir))
-        written.append(path)
+        # Fused records and their ablations (tables plus a heatmap figure) follow the table.
+        section, figures = fusion_section(metas, split, out_dir)
+        text = _markdown(metas, split, dataset, out_dir)
+        atomic_write_text(path, text + ("\n".join(section) + "\n" if section else ""))
+        written += [path, *figures]
     return written
 
 

@@ -60,6 +60,28 @@ def bones(x: np.ndarray, edges: Sequence[tuple[int, int]]) -> np.ndarray:
     return out
 
 
+def bones_inplace(x: np.ndarray, edges: Sequence[tuple[int, int]]) -> np.ndarray:
+    """DSTA-SLR's bone stream (methods.md §3.1, §3.8): for each (parent, child) in ``edges``
+    **order**, child := child - parent on the array being converted; a new array.
+
+    Reproduces an upstream bug on purpose: a child whose parent was already converted gets a
+    difference of differences (on samslr_27: elbow - (shoulder - nose), ...). Use `bones` for
+    true bone vectors.
+    """
+    x = _as_float(x)
+    if x.ndim < 2:
+        raise SlrbenchError(f"bones_inplace: input has shape {x.shape}; expected (..., V, C)")
+    v = x.shape[-2]
+    out = x.copy()
+    for parent, child in edges:
+        if not (0 <= parent < v and 0 <= child < v):
+            raise SlrbenchError(
+                f"bones_inplace: edge ({parent}, {child}) is out of range; expected 0..{v - 1}"
+            )
+        out[..., child, :] -= out[..., parent, :]
+    return out
+
+
 def motion(x: np.ndarray) -> np.ndarray:
     """Forward temporal difference of ``x`` (..., T, V, C): out[t] = x[t+1] - x[t], last 0."""
     x = _as_float(x)

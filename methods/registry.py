@@ -10,6 +10,8 @@ from slrbench.methods.base import MethodAdapter
 # name -> "module:class" inside slrbench.methods
 _ADAPTERS: dict[str, str] = {
     "slgcn": "slgcn_adapter:SLGCNAdapter",
+    "dsta": "dsta_adapter:DSTAAdapter",
+    "lgf": "lgf_adapter:LGFAdapter",
 }
 METHOD_NAMES: tuple[str, ...] = tuple(_ADAPTERS)
 

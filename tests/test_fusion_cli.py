@@ -1,0 +1,134 @@
+"""`slrbench fuse` and the report's fusion section, on records built in the test, plus the
+ablation tables against a per-subset loop."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_fusion_fixtures import STREAMS, fill_store, make_pair
+
+from slrbench.errors import EXIT_BAD_INPUT
+from slrbench.fusion_pipeline import default_options, fuse_records
+from slrbench.metrics import BootstrapConfig, evaluate
+from slrbench.store import RecordStore
+
+ARGS = ("fuse", "--method", "slgcn", "--dataset", "synthsign-tiny")
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    val, test = make_pair()
+    fill_store(RecordStore(tmp_path / "results"), val, test)
+    return tmp_path / "results"
+
+
+def one_line(code: int, err: str, *needles: str) -> None:
+    assert code == EXIT_BAD_INPUT
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_fuse_cli_writes_records_with_ablations(cli, store_dir: Path) -> None:
+    code, out, err = cli(*ARGS, "--strategy", "bayes", "--trials", "20", "--ablate",
+                         "loo,subsets,greedy", "--bootstrap", "100", "--results", str(store_dir))
+    assert code == 0, err
+    assert "fusion weights" in out and "leave one stream out" in out and "greedy" in out
+    store = RecordStore(store_dir)
+    fused = store.find(fusion_strategy="bayes")
+    assert {r["split"] for r in fused} == {"val", "test"}
+    test_row = next(r for r in fused if r["split"] == "test")
+    run_dir = Path(test_row["path"])
+    assert {"ablation-loo.csv", "ablation-subsets.csv", "ablation-greedy.csv",
+            "ablation.json"} <= {p.name for p in run_dir.iterdir()}
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["stream"] == "fused:bayes" and meta["fusion"]["tuned_on"] == "val"
+    assert [i["stream"] for i in meta["fusion"]["inputs"]] == list(STREAMS)
+    assert len(pd.read_csv(run_dir / "ablation-subsets.csv")) == 2 ** len(STREAMS) - 1
+    summary = json.loads((run_dir / "ablation.json").read_text())
+    assert "restricted" in summary["weight_policy"] and summary["subsets_ranked_on"] == "val"
+
+
+def test_fuse_cli_refuses_without_val(cli, tmp_path: Path) -> None:
+    _, test = make_pair(with_val=False)
+    fill_store(RecordStore(tmp_path), None, test)
+    code, _, err = cli(*ARGS, "--strategy", "grid", "--results", str(tmp_path))
+    one_line(code, err, "no val records", "--allow-test-tuning")
+    code, _, err = cli(*ARGS, "--strategy", "nope", "--results", str(tmp_path))
+    one_line(code, err, "--strategy", "nope")
+    code, _, err = cli(*ARGS, "--streams", "j,zz", "--results", str(tmp_path))
+    one_line(code, err, "--streams", "zz")
+    code, out, err = cli(*ARGS, "--strategy", "grid", "--crossfit", "3", "--bootstrap", "0",
+                         "--results", str(tmp_path))
+    assert code == 0, err
+    assert "test-crossfit" in out
+
+
+def test_test_tuned_marker_in_fuse_output_and_report(cli, tmp_path: Path) -> None:
+    _, test = make_pair(with_val=False)
+    fill_store(RecordStore(tmp_path / "r"), None, test)
+    code, out, err = cli(*ARGS, "--strategy", "grid", "--allow-test-tuning", "--ablate", "loo",
+                         "--bootstrap", "50", "--results", str(tmp_path / "r"))
+    assert code == 0, err
+    assert "†" in out
+    code, out, err = cli("report", "--dataset", "synthsign-tiny", "--results",
+                         str(tmp_path / "r"), "--out", str(tmp_path / "reports"))
+    assert code == 0, err
+    assert "†" in out
+    report = (tmp_path / "reports" / "synthsign-tiny" / "results-synthsign-tiny.md").read_text()
+    fused_rows = [line for line in report.splitlines()
+                  if "fused:grid" in line and line.startswith("|")]
+    assert fused_rows and all("†" in line for line in fused_rows)
+    assert "## Fusion" in report and "### Ablations · slgcn fused:grid †" in report
+    assert "not a clean test result" in report
+    figure = tmp_path / "reports" / "synthsign-tiny" / "ablation-slgcn-fused-grid.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    csv = pd.read_csv(tmp_path / "reports" / "synthsign-tiny" / "results-synthsign-tiny.csv")
+    assert csv.loc[csv["stream"] == "fused:grid", "tuned_on"].tolist() == ["test"]
+
+
+def test_clean_fusion_has_no_marker_in_report(cli, store_dir: Path, tmp_path: Path) -> None:
+    assert cli(*ARGS, "--strategy", "mean", "--bootstrap", "0", "--results", str(store_dir))[0] == 0
+    code, _, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(store_dir),
+                       "--out", str(tmp_path / "rep"))
+    assert code == 0, err
+    report = (tmp_path / "rep" / "synthsign-tiny" / "results-synthsign-tiny.md").read_text()
+    row = next(line for line in report.splitlines() if "| fused:mean |" in line)
+    assert "†" not in row
+
+
+def test_ablation_tables_equal_a_per_subset_loop() -> None:
+    val, test = make_pair(n_val=60, n_test=70)
+    options = default_options("slgcn", "synthsign-tiny", strategy="grid")
+    outcome = fuse_records(val, test, options, ablate=("subsets", "loo", "greedy"),
+                           bootstrap=BootstrapConfig(resamples=50), ci_rows=3)
+    from slrbench.fusion_records import stack_records
+
+    stack = stack_records(test, "logits", "test")
+    fitted = outcome.result.fitted
+    subsets = outcome.tables["subsets"].frame.set_index("streams")
+    for mask in itertools.product([False, True], repeat=len(STREAMS)):
+        if not any(mask):
+            continue
+        w = fitted.weights * np.array(mask)
+        fused = np.einsum("s,snk->nk", w, stack.scores.astype(np.float64)) / w.sum()
+        ref = evaluate(fused, stack.labels, bootstrap=None).metrics
+        row = subsets.loc["+".join(s for s, on in zip(STREAMS, mask) if on)]
+        for key in ("pi@1", "pi@5", "pc@1", "pc@5"):
+            assert row[f"test_{key}"] == pytest.approx(ref[key].value)
+    with_ci = set(subsets.index[subsets["test_pi@1_lo"].notna()])
+    assert with_ci == set(subsets.index[:3]) | {"j+b+jm+bm"}  # top 3 rows plus the full set
+    loo = outcome.tables["loo"].frame
+    assert loo["removed"].tolist() == ["none", *STREAMS] and loo["test_pi@1_lo"].notna().all()
+    greedy = outcome.tables["greedy"].frame
+    assert sorted(greedy["added"]) == sorted(STREAMS)
+    assert greedy["n_streams"].tolist() == [1, 2, 3, 4]
+    first = greedy.iloc[0]
+    singles = subsets[subsets["n_streams"] == 1]
+    assert first["val_pi@1"] == singles["val_pi@1"].max()  # step 1 picks the best on val
