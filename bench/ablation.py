@@ -2,11 +2,13 @@
 
 Every row is a subset of the fused streams scored on val and test with P-I/P-C top-1/top-5.
 
-* **Weights.** A subset uses the fitted weights restricted to its streams and renormalised
-  (`hier`: restricted within each group, groups keep their level-2 weight); `stack` and subsets
-  whose fitted weights are all zero use equal weights. Weights are not re-fitted per subset:
-  2^S − 1 searches would cost hours, and a restriction isolates what each stream adds to the
-  fitted fusion. Cross-fitted fusions restrict each fold's weights on that fold's rows.
+* **Weights.** Leave-one-out and greedy rows re-fit the fusion on the subset with the same
+  strategy and tuning split (evaluation.md §5): a single stream needs no weights, and `hier`
+  with one group left searches that group with its level-1 search. All-subsets rows use the
+  fitted weights restricted to the subset and renormalised (`hier`: within each group, groups
+  keep their level-2 weight; `stack` and all-zero subsets: equal weights): 2^S − 1 searches
+  would cost hours, and a restriction shows what each stream adds to the fitted fusion.
+  Cross-fitted fusions restrict or re-fit per fold.
 * **Order.** Subsets are ranked by val P-I@1 (then P-I@5, then fewer streams); without val, by
   test P-I@1, and the table says so. Greedy selection adds, at each step, the stream with the
   best tuning-split P-I@1 (val; test only under --allow-test-tuning).
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from slrbench.errors import SlrbenchError
-from slrbench.fusion import FusionResult, StreamStack
+from slrbench.fusion import FusionOptions, FusionResult, StreamStack, fit_protocol, resolve_groups
 from slrbench.fusion_engine import (FUSED_KIND, HitEngine, fused_scores, hit_accuracies,
                                     normalised)
 from slrbench.metrics import BootstrapConfig, evaluate
@@ -36,8 +38,10 @@ ABLATIONS = ("loo", "subsets", "greedy")
 MAX_SUBSET_STREAMS = 12
 DEFAULT_CI_ROWS = 10
 HEADLINE = ("pi@1", "pi@5", "pc@1", "pc@5")
-WEIGHT_POLICY = ("fitted weights restricted to the subset and renormalised (hier: within each "
-                 "group); stack and all-zero subsets: equal weights; not re-fitted per subset")
+WEIGHT_POLICY = ("loo and greedy: weights re-fitted on each subset (same strategy and tuning "
+                 "split; one stream: weight 1; hier with one group left: its level-1 search); "
+                 "subsets: fitted weights restricted to the subset and renormalised (hier: "
+                 "within each group; stack and all-zero subsets: equal weights), not re-fitted")
 
 
 @dataclass
@@ -131,6 +135,38 @@ class _Scorer:
         return self._ci_cache[key]
 
 
+def subset_options(options: FusionOptions, streams: Sequence[str]) -> FusionOptions:
+    """Options that re-fit `options` on a stream subset."""
+    if len(streams) == 1:
+        return replace(options, strategy="mean", crossfit=None)  # nothing to weigh
+    if options.strategy == "hier" and len(resolve_groups(options, streams)) < 2:
+        return replace(options, strategy=options.level_search)
+    return options
+
+
+class _RefitScorer:
+    """Rows of stream subsets whose fusion is re-fitted on each subset (fits cached)."""
+
+    def __init__(self, result: FusionResult, val: StreamStack | None, test: StreamStack,
+                 bootstrap: BootstrapConfig | None) -> None:
+        self.options, self.val, self.test, self.bootstrap = result.options, val, test, bootstrap
+        self.streams = test.streams
+        everything = np.ones(len(self.streams), dtype=bool).tobytes()
+        self._scorers = {everything: _Scorer(result, val, test, bootstrap)}
+
+    def row(self, mask: np.ndarray, with_ci: bool = True) -> dict[str, Any]:
+        key = np.asarray(mask, bool).tobytes()
+        if key not in self._scorers:
+            names = [s for s, on in zip(self.streams, mask) if on]
+            val = self.val.select(names) if self.val is not None else None
+            test = self.test.select(names)
+            fitted = fit_protocol(subset_options(self.options, names), val, test)
+            self._scorers[key] = _Scorer(fitted, val, test, self.bootstrap)
+        scorer = self._scorers[key]
+        everything = np.ones((1, len(scorer.streams)), dtype=bool)
+        return _rows(scorer, everything, np.array([with_ci]))[0]
+
+
 def _label(streams: Sequence[str], mask: np.ndarray) -> str:
     return "+".join(s for s, on in zip(streams, mask) if on)
 
@@ -155,12 +191,11 @@ def _tuning_key(values: dict[str, Any], split: str) -> tuple[float, ...]:
             values.get(f"{split}_pc@1", 0.0))
 
 
-def leave_one_out(scorer: _Scorer) -> AblationTable:
+def leave_one_out(scorer: _RefitScorer) -> AblationTable:
     s = len(scorer.streams)
     masks = np.ones((s + 1, s), dtype=bool)
     masks[np.arange(1, s + 1), np.arange(s)] = False
-    rows = _rows(scorer, masks, np.ones(s + 1, dtype=bool))
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([scorer.row(mask) for mask in masks])
     frame.insert(0, "removed", ["none"] + list(scorer.streams))
     for split in ("val", "test"):
         if f"{split}_pi@1" in frame:
@@ -189,23 +224,23 @@ def all_subsets(scorer: _Scorer, ci_rows: int) -> AblationTable:
     return AblationTable("subsets", pd.DataFrame(rows), {"ranked_on": ranked_on})
 
 
-def greedy_forward(scorer: _Scorer) -> AblationTable:
+def greedy_forward(scorer: _RefitScorer) -> AblationTable:
     split = "val" if scorer.val is not None else "test"
     s = len(scorer.streams)
     chosen = np.zeros(s, dtype=bool)
     rows = []
     for step in range(1, s + 1):
         options = np.flatnonzero(~chosen)
-        masks = np.repeat(chosen[None], options.size, axis=0)
-        masks[np.arange(options.size), options] = True
-        values = scorer.metrics(masks)
+        candidates = []
+        for stream in options:
+            mask = chosen.copy()
+            mask[stream] = True
+            candidates.append(mask)
         # Best tuning-split pi@1, then pi@5, then pc@1; earlier streams win exact ties.
-        scores = [_tuning_key({n: v[i] for n, v in values.items()}, split)
-                  for i in range(options.size)]
-        best = max(range(options.size), key=lambda i: (scores[i], -i))
-        chosen = masks[best]
-        row = _rows(scorer, chosen[None], np.ones(1, dtype=bool))[0]
-        rows.append({"step": step, "added": scorer.streams[options[best]], **row})
+        keys = [_tuning_key(scorer.row(mask, with_ci=False), split) for mask in candidates]
+        best = max(range(options.size), key=lambda i: (keys[i], -i))
+        chosen = candidates[best]
+        rows.append({"step": step, "added": scorer.streams[options[best]], **scorer.row(chosen)})
     return AblationTable("greedy", pd.DataFrame(rows), {"selected_on": split})
 
 
@@ -215,15 +250,15 @@ def run_ablations(kinds: Sequence[str], result: FusionResult, val: StreamStack |
     """The requested ablation tables (reads test labels: call only after fitting)."""
     if not kinds:
         return {}
-    scorer = _Scorer(result, val, test, bootstrap)
+    refit = _RefitScorer(result, val, test, bootstrap)
     tables: dict[str, AblationTable] = {}
     for kind in kinds:
         if kind == "loo":
-            tables[kind] = leave_one_out(scorer)
+            tables[kind] = leave_one_out(refit)
         elif kind == "subsets":
-            tables[kind] = all_subsets(scorer, ci_rows)
+            tables[kind] = all_subsets(_Scorer(result, val, test, bootstrap), ci_rows)
         elif kind == "greedy":
-            tables[kind] = greedy_forward(scorer)
+            tables[kind] = greedy_forward(refit)
     return tables
 
 

@@ -216,21 +216,14 @@ def report(
         console.print(f"wrote {path}")
 
 
-def _register_optional_commands() -> None:
-    """Commands that live in their own modules (kept out of this file to stay small)."""
-    import importlib
+def _register_fusion_commands() -> None:
+    """`slrbench fuse` lives in its own module to keep this file small."""
+    from slrbench import fusion_cli
 
-    for module_name in ("slrbench.fusion_cli",):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as missing:
-            if missing.name != module_name:
-                raise
-            continue
-        module.register(app)
+    fusion_cli.register(app)
 
 
-_register_optional_commands()
+_register_fusion_commands()
 
 
 def main() -> None:

@@ -412,7 +412,7 @@ def _validate_fusion(block: Any, source: str) -> None:
         return
     if not isinstance(block.get("strategy"), str):
         raise SlrbenchError(f"{source}: fusion.strategy is missing or not a string; expected "
-                            "fixed, mean, grid, bayes or stack")
+                            "fixed, mean, grid, bayes, hier or stack")
     inputs = block.get("inputs")
     if not isinstance(inputs, list) or not all(
         isinstance(i, dict) and isinstance(i.get("run_id"), str) for i in inputs

@@ -138,3 +138,58 @@ def keep_prob_schedule(
     if decay_epochs <= 0 or epoch >= decay_epochs:
         return float(end)
     return float(start + (end - start) * max(epoch, 0) / decay_epochs)
+
+
+def conv_init(conv: nn.Conv2d) -> None:
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def batch_norm(channels: int, gamma: float = 1.0) -> nn.BatchNorm2d:
+    bn = nn.BatchNorm2d(channels)
+    nn.init.constant_(bn.weight, gamma)
+    nn.init.zeros_(bn.bias)
+    return bn
+
+
+def conv_bn(c_in: int, c_out: int, kernel: int = 1, stride: int = 1) -> nn.Sequential:
+    """Temporal (kernel x 1) convolution followed by BN, padded to keep T (before stride)."""
+    conv = nn.Conv2d(c_in, c_out, (kernel, 1), stride=(stride, 1), padding=((kernel - 1) // 2, 0))
+    conv_init(conv)
+    return nn.Sequential(conv, batch_norm(c_out))
+
+
+def count_trainable_parameters(model: nn.Module) -> int:
+    """Number of parameter entries with ``requires_grad`` (buffers never count)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class SkeletonInputNorm(nn.Module):
+    """SL-GCN-family input stem: checks (N, C, T, V, M), applies BN per (person, joint, channel)
+    over N and T, and folds persons into the batch: returns (N*M, C, T, V)."""
+
+    def __init__(self, model_name: str, in_channels: int, num_nodes: int, num_person: int) -> None:
+        super().__init__()
+        self.model_name = model_name
+        self.expected = (in_channels, num_nodes, num_person)
+        self.bn = nn.BatchNorm1d(num_person * num_nodes * in_channels)
+        nn.init.ones_(self.bn.weight)
+        nn.init.zeros_(self.bn.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, t, v, m = x.shape
+        if (c, v, m) != self.expected:
+            c0, v0, m0 = self.expected
+            raise SlrbenchError(
+                f"{self.model_name} input: shape {tuple(x.shape)}; expected (N, {c0}, T, {v0}, {m0})"
+            )
+        x = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)
+        x = self.bn(x)
+        return x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
+
+
+def pool_persons_and_nodes(x: Tensor, num_person: int) -> Tensor:
+    """(N*M, C, T', V) features -> (N, C): mean over time and joints, then persons."""
+    nm, channels = x.shape[:2]
+    return x.reshape(nm // num_person, num_person, channels, -1).mean(dim=3).mean(dim=1)

@@ -29,9 +29,9 @@ from torch import Tensor, nn
 
 from slrbench.datasets.layouts import KeypointLayout, get_layout
 from slrbench.errors import SlrbenchError
-from slrbench.methods.blocks import DropBlockTemporal, DropGraphSpatial, STCAttention
 from slrbench.methods.graph import layout_adjacency
-from slrbench.methods.slgcn import _bn, _conv_bn, count_trainable_parameters
+from slrbench.methods.blocks import (DropBlockTemporal, DropGraphSpatial, SkeletonInputNorm,
+                                     STCAttention, batch_norm, conv_bn, pool_persons_and_nodes)
 
 __all__ = [
     "PRESETS",
@@ -41,7 +41,6 @@ __all__ = [
     "EdgePrototypes",
     "MultiScaleTCN",
     "build_dsta",
-    "count_trainable_parameters",
 ]
 
 
@@ -189,7 +188,7 @@ class DynamicSpatialAggregation(nn.Module):
         self.proj = nn.Conv2d(c_in, channels, 1)
         nn.init.normal_(self.proj.weight, 0.0, math.sqrt(0.5 / channels))
         nn.init.constant_(self.proj.bias, 1e-6)
-        self.bn0 = _bn(channels)
+        self.bn0 = batch_norm(channels)
         self.norm_attention = nn.LayerNorm(channels)
         self.query_key = nn.Conv2d(channels, 2 * channels, 1)
         self.head_scales = nn.Parameter(torch.ones(heads))
@@ -200,8 +199,8 @@ class DynamicSpatialAggregation(nn.Module):
         self.static_graph = nn.Parameter(
             torch.full((heads, channels // heads, num_nodes, num_nodes), 1.0 / num_nodes)
         )
-        self.bn = _bn(channels, 1e-6)  # the module starts close to its shortcut
-        self.down: nn.Module = _conv_bn(c_in, channels) if c_in != channels else nn.Identity()
+        self.bn = batch_norm(channels, 1e-6)  # the module starts close to its shortcut
+        self.down: nn.Module = conv_bn(c_in, channels) if c_in != channels else nn.Identity()
         self.relu = nn.ReLU()
 
     def joint_attention(self, h: Tensor) -> Tensor:
@@ -243,7 +242,7 @@ class MultiScaleTCN(nn.Module):
     ) -> None:
         super().__init__()
         width = c_out // len(kernels)
-        self.branches = nn.ModuleList(_conv_bn(c_in, width, k, stride) for k in kernels)
+        self.branches = nn.ModuleList(conv_bn(c_in, width, k, stride) for k in kernels)
         self.drop_graph = DropGraphSpatial(num_nodes)
         self.drop_time = DropBlockTemporal(block_size)
 
@@ -270,7 +269,7 @@ class TemporalSkip(nn.Module):
             )
         self.depthwise = nn.Conv2d(c_in, c_out, 1, stride=(stride, 1), groups=c_in)
         self.pointwise = nn.Conv2d(c_out, c_out, 1)
-        self.bn = _bn(c_out)
+        self.bn = batch_norm(c_out)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.bn(self.pointwise(self.depthwise(x)))
@@ -356,9 +355,7 @@ class DSTA(nn.Module):
         self.num_classes = num_classes
         v, c, m = self.layout.num_nodes, config.in_channels, config.num_person
         adjacency = torch.from_numpy(layout_adjacency(self.layout))
-        self.data_bn = nn.BatchNorm1d(m * v * c)
-        nn.init.ones_(self.data_bn.weight)
-        nn.init.zeros_(self.data_bn.bias)
+        self.input_norm = SkeletonInputNorm("dsta", c, v, m)
         first_drop = len(config.widths) - config.drop_stages
         stages = []
         c_prev = c
@@ -371,21 +368,10 @@ class DSTA(nn.Module):
         nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
 
     def forward(self, x: Tensor, keep_prob: float = 1.0) -> Tensor:
-        n, c, t, v, m = x.shape
-        cfg = self.config
-        if (c, v, m) != (cfg.in_channels, self.layout.num_nodes, cfg.num_person):
-            raise SlrbenchError(
-                f"dsta input: shape {tuple(x.shape)}; expected (N, {cfg.in_channels}, T, "
-                f"{self.layout.num_nodes}, {cfg.num_person})"
-            )
-        # Input BN per (person, joint, channel) over N and T, as SL-GCN.
-        x = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)
-        x = self.data_bn(x)
-        x = x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
+        x = self.input_norm(x)
         for stage in self.stages:
             x = stage(x, keep_prob)
-        x = x.reshape(n, m, x.shape[1], -1).mean(dim=3).mean(dim=1)
-        return self.fc(x)
+        return self.fc(pool_persons_and_nodes(x, self.config.num_person))
 
 
 def build_dsta(preset: str, num_classes: int, layout: KeypointLayout | str = "samslr_27") -> DSTA:

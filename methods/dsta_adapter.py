@@ -26,7 +26,8 @@ from slrbench.datasets.streams import bones_inplace, derive_stream, motion, vali
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import FusionRecipe, MethodSpec, PublishedResult
 from slrbench.methods.blocks import keep_prob_schedule
-from slrbench.methods.dsta import DSTA, PRESETS, DSTAConfig, count_trainable_parameters
+from slrbench.methods.blocks import count_trainable_parameters
+from slrbench.methods.dsta import DSTA, PRESETS, DSTAConfig
 from slrbench.methods.skeleton_adapter import SkeletonAdapter, augment_section
 
 LAYOUT = "samslr_27"

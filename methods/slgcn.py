@@ -26,7 +26,9 @@ from torch import Tensor, nn
 
 from slrbench.datasets.layouts import KeypointLayout, get_layout
 from slrbench.errors import SlrbenchError
-from slrbench.methods.blocks import DropBlockTemporal, DropGraphSpatial, STCAttention
+from slrbench.methods.blocks import (DropBlockTemporal, DropGraphSpatial, SkeletonInputNorm,
+                                     STCAttention, batch_norm, conv_bn, conv_init,
+                                     pool_persons_and_nodes)
 from slrbench.methods.graph import layout_adjacency
 
 NUM_SUBSETS = 3  # identity, inward, outward
@@ -98,25 +100,6 @@ PRESETS: dict[str, SLGCNConfig] = {
 }
 
 
-def _conv_init(conv: nn.Conv2d) -> None:
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-
-
-def _bn(channels: int, gamma: float = 1.0) -> nn.BatchNorm2d:
-    bn = nn.BatchNorm2d(channels)
-    nn.init.constant_(bn.weight, gamma)
-    nn.init.zeros_(bn.bias)
-    return bn
-
-
-def _conv_bn(c_in: int, c_out: int, kernel: int = 1, stride: int = 1) -> nn.Sequential:
-    conv = nn.Conv2d(c_in, c_out, (kernel, 1), stride=(stride, 1), padding=((kernel - 1) // 2, 0))
-    _conv_init(conv)
-    return nn.Sequential(conv, _bn(c_out))
-
-
 class DecoupledGCN(nn.Module):
     """Decoupled spatial graph convolution (upstream ``unit_gcn``).
 
@@ -134,9 +117,9 @@ class DecoupledGCN(nn.Module):
         self.linear = nn.Conv2d(c_in, c_out * k, 1)
         nn.init.normal_(self.linear.weight, 0.0, math.sqrt(0.5 / (c_out * k)))
         nn.init.constant_(self.linear.bias, 1e-6)
-        self.bn0 = _bn(c_out * k)
-        self.bn = _bn(c_out, 1e-6)  # the block starts close to its shortcut
-        self.down: nn.Module = _conv_bn(c_in, c_out) if c_in != c_out else nn.Identity()
+        self.bn0 = batch_norm(c_out * k)
+        self.bn = batch_norm(c_out, 1e-6)  # the block starts close to its shortcut
+        self.down: nn.Module = conv_bn(c_in, c_out) if c_in != c_out else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
 
     def normalized_adjacency(self) -> Tensor:
@@ -174,14 +157,14 @@ class SLGCNBlock(nn.Module):
         v = adjacency.shape[-1]
         self.gcn = DecoupledGCN(c_in, c_out, adjacency, groups)
         self.attention = STCAttention(c_out, v)
-        self.tcn = _conv_bn(c_out, c_out, temporal_kernel, stride)
+        self.tcn = conv_bn(c_out, c_out, temporal_kernel, stride)
         self.residual: nn.Module | None
         if not residual:
             self.residual = None
         elif c_in == c_out and stride == 1:
             self.residual = nn.Identity()
         else:
-            self.residual = _conv_bn(c_in, c_out, 1, stride)
+            self.residual = conv_bn(c_in, c_out, 1, stride)
         self.drops = drops
         if drops:
             self.drop_graph = DropGraphSpatial(v)
@@ -225,9 +208,7 @@ class SLGCN(nn.Module):
         self.num_classes = num_classes
         v, c, m = self.layout.num_nodes, config.in_channels, config.num_person
         adjacency = torch.from_numpy(layout_adjacency(self.layout))
-        self.data_bn = nn.BatchNorm1d(m * v * c)
-        nn.init.ones_(self.data_bn.weight)
-        nn.init.zeros_(self.data_bn.bias)
+        self.input_norm = SkeletonInputNorm("slgcn", c, v, m)
         blocks = []
         c_prev = c
         first_drop = len(config.widths) - config.drop_blocks
@@ -251,21 +232,10 @@ class SLGCN(nn.Module):
         nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
 
     def forward(self, x: Tensor, keep_prob: float = 1.0) -> Tensor:
-        n, c, t, v, m = x.shape
-        cfg = self.config
-        if (c, v, m) != (cfg.in_channels, self.layout.num_nodes, cfg.num_person):
-            raise SlrbenchError(
-                f"slgcn input: shape {tuple(x.shape)}; expected (N, {cfg.in_channels}, T, "
-                f"{self.layout.num_nodes}, {cfg.num_person})"
-            )
-        # Input BN per (person, joint, channel) over N and T.
-        x = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)
-        x = self.data_bn(x)
-        x = x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
+        x = self.input_norm(x)
         for block in self.blocks:
             x = block(x, keep_prob if block.drops else 1.0)
-        x = x.reshape(n, m, x.shape[1], -1).mean(dim=3).mean(dim=1)
-        return self.fc(x)
+        return self.fc(pool_persons_and_nodes(x, self.config.num_person))
 
     def adjacency_parameters(self) -> list[nn.Parameter]:
         """The learnable DecoupleA tensors, one per block."""
@@ -285,8 +255,3 @@ def build_slgcn(preset: str, num_classes: int, layout: KeypointLayout | str = "s
             f"slgcn preset: unknown preset '{preset}'; expected one of {', '.join(PRESETS)}"
         )
     return SLGCN(num_classes, layout, PRESETS[preset])
-
-
-def count_trainable_parameters(model: nn.Module) -> int:
-    """Number of parameter entries with ``requires_grad`` (buffers never count)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -14,7 +14,8 @@ from slrbench.datasets.registry import load_dataset
 from slrbench.datasets.skeleton import prepare_stream_arrays
 from slrbench.datasets.streams import bones_inplace
 from slrbench.errors import SlrbenchError
-from slrbench.methods.dsta import DSTA, PRESETS, DSTAConfig, build_dsta, count_trainable_parameters
+from slrbench.methods.blocks import count_trainable_parameters
+from slrbench.methods.dsta import DSTA, PRESETS, DSTAConfig, build_dsta
 from slrbench.methods.dsta_adapter import (
     DSTAAdapter,
     dsta_stream,

@@ -202,9 +202,19 @@ def test_fixed_uses_recipe_and_published_flag() -> None:
     outcome = fuse_records(val, test, default_options("slgcn", "synthsign-tiny"), bootstrap=None)
     fitted = outcome.result.fitted
     assert fitted.weight_table() == {"j": 1.0, "b": 0.9, "jm": 0.5, "bm": 0.5}
-    assert outcome.records["test"].meta["test_tuned"] is True  # SL-GCN weights: recipe flag
+    assert outcome.records["test"].meta["test_tuned"] is False  # SL-GCN weights: hand-set, clean
     assert outcome.records["val"].meta["fusion"]["pair"]["test"] == \
         outcome.records["test"].run_id
+
+
+def test_fixed_weights_tuned_on_test_upstream_mark_the_record() -> None:
+    # DSTA-SLR's published weights were grid-searched on the reported split: † although
+    # slrbench itself tuned nothing.
+    val, test = make_pair()
+    outcome = fuse_records(val, test, default_options("dsta", "wlasl2000", strategy="fixed"),
+                           bootstrap=None)
+    assert outcome.result.fitted.weight_table() == {"j": 1.7, "b": 0.8, "jm": 0.5, "bm": 0.5}
+    assert outcome.records["test"].meta["test_tuned"] is True
 
 
 def test_grid_and_bayes_do_not_lose_to_mean_on_val() -> None:

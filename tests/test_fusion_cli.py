@@ -132,3 +132,26 @@ def test_ablation_tables_equal_a_per_subset_loop() -> None:
     first = greedy.iloc[0]
     singles = subsets[subsets["n_streams"] == 1]
     assert first["val_pi@1"] == singles["val_pi@1"].max()  # step 1 picks the best on val
+
+
+def test_loo_and_greedy_rows_refit_the_fusion_on_each_subset() -> None:
+    from slrbench.fusion import fit_protocol
+    from slrbench.fusion_records import stack_records
+
+    val, test = make_pair(n_val=60, n_test=70, strengths=(1.6, 0.2, 1.0, 0.8))
+    options = default_options("slgcn", "synthsign-tiny", strategy="grid")
+    outcome = fuse_records(val, test, options, ablate=("loo", "greedy", "subsets"),
+                           bootstrap=None)
+    val_stack, test_stack = stack_records(val, "logits", "val"), stack_records(test, "logits", "test")
+    loo = outcome.tables["loo"].frame.set_index("removed")
+    for removed in STREAMS:
+        kept = [s for s in STREAMS if s != removed]
+        refit = fit_protocol(options, val_stack.select(kept), test_stack.select(kept))
+        ref = evaluate(refit.test_fused, test_stack.labels, bootstrap=None).metrics
+        row = loo.loc[removed]
+        assert json.loads(row["weights"]) == pytest.approx(
+            dict(zip(kept, refit.fitted.weights / refit.fitted.weights.sum())), abs=1e-6)
+        assert row["test_pi@1"] == pytest.approx(ref["pi@1"].value)
+    greedy = outcome.tables["greedy"].frame
+    assert greedy["n_streams"].tolist() == [1, 2, 3, 4]
+    assert greedy["val_pi@1"].iloc[-1] == pytest.approx(loo.loc["none", "val_pi@1"])

@@ -14,13 +14,13 @@ from slrbench.methods.blocks import (
     keep_prob_schedule,
 )
 from slrbench.methods.graph import layout_adjacency, spatial_adjacency
+from slrbench.methods.blocks import count_trainable_parameters
 from slrbench.methods.slgcn import (
     PRESETS,
     SLGCN,
     DecoupledGCN,
     SLGCNConfig,
     build_slgcn,
-    count_trainable_parameters,
 )
 
 
