@@ -110,3 +110,62 @@ def record_minimal_pairs(record: RunRecord, pairs: Sequence[Pair]) -> dict[str, 
             "(pairwise accuracy needs a score per class)"
         )
     return minimal_pair_table(record.scores, record.labels, pairs)
+
+
+def dataset_minimal_pairs(dataset: str) -> list[Pair]:
+    """The minimal pairs a dataset declares (SynthSign); empty for real datasets."""
+    from slrbench.datasets.registry import get_entry, load_dataset
+
+    if not get_entry(dataset).synthetic:
+        return []
+    return list(getattr(load_dataset(dataset), "minimal_pairs", []))
+
+
+def minimal_pairs_rows(records: Iterable[RunRecord], pairs: Sequence[Pair]) -> list[dict[str, Any]]:
+    """One row per record: pairwise accuracy and partner confusion for each pair kind."""
+    rows = []
+    for record in records:
+        if record.score_kind == "pred_top1":
+            continue
+        row: dict[str, Any] = {"method": record.meta["method"], "stream": record.meta["stream"],
+                               "seed": record.meta["seed"]}
+        for kind, result in minimal_pair_table(record.scores, record.labels, pairs).items():
+            row[f"{kind}_pairwise"] = result.pairwise
+            row[f"{kind}_partner_confusion"] = result.partner_confusion
+            row[f"{kind}_samples"] = result.samples
+        rows.append(row)
+    return rows
+
+
+def minimal_pairs_rich(rows: Sequence[dict[str, Any]], pairs: Sequence[Pair]) -> Any:
+    """Compact terminal table: pairwise accuracy per kind."""
+    from rich.table import Table
+
+    kinds = pair_kinds(pairs)
+    table = Table(title="minimal pairs: pairwise accuracy (0.5 = blind to the parameter)")
+    for column in ("method", "stream", *kinds):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["method"], row["stream"],
+                      *(f"{row.get(f'{kind}_pairwise', float('nan')):.3f}" for kind in kinds))
+    return table
+
+
+def minimal_pairs_markdown(rows: Sequence[dict[str, Any]], pairs: Sequence[Pair]) -> list[str]:
+    if not rows:
+        return []
+    kinds = pair_kinds(pairs)
+    counts = ", ".join(f"{sum(1 for *_, k in pairs if k == kind)} {kind}" for kind in kinds)
+    lines = ["", "## Minimal pairs", "",
+             f"Classes that differ in exactly one phonological parameter ({counts} pairs). "
+             "*pairwise*: the true class scores above its partner (0.5 = the stream cannot see "
+             "the parameter); *confusion*: share of samples predicted as a partner.", "",
+             "| method | stream | seed | " + " | ".join(
+                 f"{kind} pairwise | {kind} confusion" for kind in kinds) + " |",
+             "|" + " --- |" * (3 + 2 * len(kinds))]
+    for row in rows:
+        cells = [f"{row.get(f'{kind}_pairwise', float('nan')):.3f} | "
+                 f"{row.get(f'{kind}_partner_confusion', float('nan')):.3f}" for kind in kinds]
+        lines.append(f"| {row['method']} | {row['stream']} | {row['seed']} | "
+                     + " | ".join(cells) + " |")
+    return lines

@@ -19,6 +19,8 @@ from slrbench.atomic import atomic_write_text
 from slrbench.errors import SlrbenchError
 from slrbench.fusion_report import fusion_section, rich_section
 from slrbench.metrics import METRIC_LABELS
+from slrbench.minimal_pairs import (dataset_minimal_pairs, minimal_pairs_markdown,
+                                    minimal_pairs_rich, minimal_pairs_rows)
 from slrbench.records import read_meta
 from slrbench.store import RecordStore
 
@@ -217,9 +219,14 @@ def build_report(
     metas = _latest_metas(store, dataset, split)
     out_dir = Path(out_root) / dataset
     out_dir.mkdir(parents=True, exist_ok=True)
+    pairs = dataset_minimal_pairs(dataset)
+    pair_rows = (minimal_pairs_rows([store.load(meta["run_id"]) for meta in metas], pairs)
+                 if pairs else [])
     if console is not None:
         console.print(_rich_table(metas, split, dataset))
         rich_section(metas, split, console)
+        if pair_rows:
+            console.print(minimal_pairs_rich(pair_rows, pairs))
     written: list[Path] = []
     stem = f"results-{dataset}" if split == "test" else f"results-{dataset}-{split}"
     if "csv" in formats:
@@ -230,6 +237,7 @@ def build_report(
         path = out_dir / f"{stem}.md"
         # Fused records and their ablations (tables plus a heatmap figure) follow the table.
         section, figures = fusion_section(metas, split, out_dir)
+        section += minimal_pairs_markdown(pair_rows, pairs)
         text = _markdown(metas, split, dataset, out_dir)
         atomic_write_text(path, text + ("\n".join(section) + "\n" if section else ""))
         written += [path, *figures]

@@ -75,7 +75,8 @@ def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
 
     code, out, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results), "--out", str(reports))
     assert code == 0, err
-    assert (reports / "synthsign-tiny" / "results-synthsign-tiny.md").is_file()
+    markdown = (reports / "synthsign-tiny" / "results-synthsign-tiny.md").read_text()
+    assert "## Minimal pairs" in markdown and "| slgcn | jm | 0 |" in markdown
     assert (reports / "synthsign-tiny" / "results-synthsign-tiny.csv").is_file()
 
     (runs[0] / "run.json").write_text('{"record_version": 1, "run_id": ')  # torn write

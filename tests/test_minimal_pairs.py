@@ -63,3 +63,20 @@ def test_errors() -> None:
         minimal_pair_accuracy(scores, labels, [(0, 7, "handshape")], "handshape")
     with pytest.raises(SlrbenchError, match="no sample"):
         minimal_pair_accuracy(scores[[4]], labels[[4]], PAIRS, "handshape")
+
+
+def test_report_rows_and_markdown() -> None:
+    from slrbench.minimal_pairs import minimal_pairs_markdown, minimal_pairs_rows
+
+    scores, labels = _scores()
+    ids = np.array([f"s{i}" for i in range(5)])
+    record = RunRecord(meta={"run_id": "r", "score_kind": "logits", "method": "lgf",
+                             "stream": "rhand_j", "seed": 0},
+                       sample_ids=ids, labels=labels, scores=scores)
+    (row,) = minimal_pairs_rows([record], PAIRS)
+    assert row["handshape_pairwise"] == pytest.approx(3 / 5)
+    assert row["handshape_partner_confusion"] == pytest.approx(1 / 4)
+    assert row["location_pairwise"] == pytest.approx(1.0) and row["location_samples"] == 2
+    lines = minimal_pairs_markdown([row], PAIRS)
+    assert "2 handshape, 1 location pairs" in "\n".join(lines)
+    assert lines[-1] == "| lgf | rhand_j | 0 | 0.600 | 0.250 | 1.000 | 0.000 |"
