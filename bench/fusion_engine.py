@@ -202,16 +202,14 @@ def _groups(keys: np.ndarray) -> Iterator[np.ndarray]:
 def hit_accuracies(hits: dict[int, np.ndarray], labels: np.ndarray) -> dict[str, np.ndarray]:
     """{"pi@k", "pc@k": (B,)} from bool hits (B, N): P-I@k is the mean hit, P-C@k the mean over
     classes present of per-class hit rates (evaluation.md §3.2, §3.3)."""
-    order = np.argsort(labels, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0])
-    class_n = np.diff(np.r_[starts, labels.size]).astype(np.float64)
+    # P-C@k = Σ_n hit_n / (n_class(y_n) · classes present): one matrix-vector product for all B
+    # vectors (float64; equal to the per-class mean up to rounding, ~1e-16).
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    sample_weight = 1.0 / (counts[inverse] * counts.size).astype(np.float64)
     out: dict[str, np.ndarray] = {}
     for k, h in sorted(hits.items()):
         out[f"pi@{k}"] = h.mean(axis=1)
-        # Samples grouped by class: per-class hit counts of all B vectors in one reduceat.
-        grouped = np.ascontiguousarray(h.T[order]).view(np.uint8)  # (N, B), class-sorted
-        per_class = np.add.reduceat(grouped, starts, axis=0, dtype=np.int32)  # (classes, B)
-        out[f"pc@{k}"] = (per_class / class_n[:, None]).mean(axis=0)
+        out[f"pc@{k}"] = h.astype(np.float64) @ sample_weight
     return out
 
 

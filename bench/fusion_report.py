@@ -112,24 +112,37 @@ def scores_table(records: dict[str, Any], inputs: dict[str, Sequence[Any]]) -> T
     return table
 
 
+def compact_streams(label: str) -> str:
+    """`body_j+body_b+rhand_j` -> `body j,b · rhand j` (keeps 12-stream rows readable)."""
+    parts: dict[str, list[str]] = {}
+    for stream in label.split("+"):
+        part, sep, modality = stream.partition("_")
+        parts.setdefault(part if sep else "", []).append(modality if sep else stream)
+    return " · ".join(f"{part} {','.join(items)}".strip() for part, items in parts.items())
+
+
 def ablation_rich(name: str, frame: pd.DataFrame, flags: str = "") -> Table:
-    """One ablation table (subsets: the top rows only)."""
+    """One ablation table (subsets: the top rows only). Leave-one-out and greedy rows name the
+    stream removed or added; the subset table lists its streams compactly."""
     shown = frame.head(TOP_SUBSETS) if name == "subsets" else frame
     title = {"loo": "leave one stream out", "subsets": f"all subsets (top {len(shown)} of "
              f"{len(frame)})", "greedy": "greedy forward selection"}[name]
     table = Table(title=f"ablation · {title}{' ' + flags if flags else ''}")
     first = {"loo": "removed", "subsets": "rank", "greedy": "added"}[name]
     table.add_column(first, no_wrap=True)
-    table.add_column("streams", no_wrap=True)
+    if name == "subsets":
+        table.add_column("streams", overflow="fold")
     has_val = "val_pi@1" in frame
     if has_val:
-        table.add_column("val P-I@1", justify="right")
-    table.add_column("test P-I@1 [CI]", justify="right")
-    table.add_column("test P-C@1", justify="right")
+        table.add_column("val P-I@1", justify="right", no_wrap=True)
+    table.add_column("test P-I@1 [CI]", justify="right", no_wrap=True)
+    table.add_column("test P-C@1", justify="right", no_wrap=True)
     if "delta_test_pi@1" in frame:
-        table.add_column("Δ test P-I@1", justify="right")
+        table.add_column("Δ test P-I@1", justify="right", no_wrap=True)
     for row in shown.to_dict("records"):
-        cells = [str(row[first]), row["streams"]]
+        cells = [str(row[first])]
+        if name == "subsets":
+            cells.append(compact_streams(row["streams"]))
         if has_val:
             cells.append(_pct(row.get("val_pi@1")))
         cells += [_with_ci(row, "test_pi@1"), _pct(row.get("test_pc@1"))]

@@ -112,20 +112,24 @@ def record_minimal_pairs(record: RunRecord, pairs: Sequence[Pair]) -> dict[str, 
     return minimal_pair_table(record.scores, record.labels, pairs)
 
 
-def dataset_minimal_pairs(dataset: str) -> list[Pair]:
-    """The minimal pairs a dataset declares (SynthSign); empty for real datasets."""
+def dataset_minimal_pairs(dataset: str) -> tuple[list[Pair], int]:
+    """The minimal pairs a dataset declares (SynthSign) and its class count; no pairs for real
+    datasets."""
     from slrbench.datasets.registry import get_entry, load_dataset
 
     if not get_entry(dataset).synthetic:
-        return []
-    return list(getattr(load_dataset(dataset), "minimal_pairs", []))
+        return [], 0
+    loaded = load_dataset(dataset)
+    return list(getattr(loaded, "minimal_pairs", [])), len(loaded.classes)
 
 
-def minimal_pairs_rows(records: Iterable[RunRecord], pairs: Sequence[Pair]) -> list[dict[str, Any]]:
-    """One row per record: pairwise accuracy and partner confusion for each pair kind."""
+def minimal_pairs_rows(records: Iterable[RunRecord], pairs: Sequence[Pair],
+                       num_classes: int) -> list[dict[str, Any]]:
+    """One row per record of the dataset's class set: pairwise accuracy and partner confusion
+    for each pair kind (records without per-class scores are skipped)."""
     rows = []
     for record in records:
-        if record.score_kind == "pred_top1":
+        if record.score_kind == "pred_top1" or record.scores.shape[1] != num_classes:
             continue
         row: dict[str, Any] = {"method": record.meta["method"], "stream": record.meta["stream"],
                                "seed": record.meta["seed"]}

@@ -219,9 +219,9 @@ def build_report(
     metas = _latest_metas(store, dataset, split)
     out_dir = Path(out_root) / dataset
     out_dir.mkdir(parents=True, exist_ok=True)
-    pairs = dataset_minimal_pairs(dataset)
-    pair_rows = (minimal_pairs_rows([store.load(meta["run_id"]) for meta in metas], pairs)
-                 if pairs else [])
+    pairs, num_classes = dataset_minimal_pairs(dataset)
+    pair_rows = (minimal_pairs_rows([store.load(meta["run_id"]) for meta in metas], pairs,
+                                    num_classes) if pairs else [])
     if console is not None:
         console.print(_rich_table(metas, split, dataset))
         rich_section(metas, split, console)

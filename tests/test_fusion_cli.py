@@ -155,3 +155,24 @@ def test_loo_and_greedy_rows_refit_the_fusion_on_each_subset() -> None:
     greedy = outcome.tables["greedy"].frame
     assert greedy["n_streams"].tolist() == [1, 2, 3, 4]
     assert greedy["val_pi@1"].iloc[-1] == pytest.approx(loo.loc["none", "val_pi@1"])
+
+
+def test_twelve_stream_ablation_rows_stay_readable_at_80_columns() -> None:
+    from rich.console import Console
+
+    from slrbench.fusion_report import ablation_rich, compact_streams
+
+    streams = [f"{p}_{m}" for p in ("body", "lhand", "rhand") for m in ("j", "b", "jm", "bm")]
+    assert compact_streams("body_b+body_bm+rhand_j") == "body b,bm · rhand j"
+    assert compact_streams("j+b") == "j,b"
+    row = {"val_pi@1": 0.9083, "test_pi@1": 0.9056, "test_pi@1_lo": 0.8611,
+           "test_pi@1_hi": 0.9444, "test_pc@1": 0.9056}
+    tables = {"subsets": pd.DataFrame([{"rank": 1, "streams": "+".join(streams), **row}]),
+              "loo": pd.DataFrame([{"removed": "lhand_bm", "streams": "+".join(streams[:-1]),
+                                    **row, "delta_test_pi@1": -0.0111}])}
+    for name, frame in tables.items():
+        console = Console(width=80, record=True)
+        console.print(ablation_rich(name, frame))
+        text = console.export_text()
+        assert "90.56" in text and "90.83" in text and "…" not in text, text
+    assert "lhand_bm" in text and "-1.11" in text

@@ -73,7 +73,8 @@ def test_report_rows_and_markdown() -> None:
     record = RunRecord(meta={"run_id": "r", "score_kind": "logits", "method": "lgf",
                              "stream": "rhand_j", "seed": 0},
                        sample_ids=ids, labels=labels, scores=scores)
-    (row,) = minimal_pairs_rows([record], PAIRS)
+    (row,) = minimal_pairs_rows([record], PAIRS, num_classes=5)
+    assert minimal_pairs_rows([record], PAIRS, num_classes=20) == []  # another class set
     assert row["handshape_pairwise"] == pytest.approx(3 / 5)
     assert row["handshape_partner_confusion"] == pytest.approx(1 / 4)
     assert row["location_pairwise"] == pytest.approx(1.0) and row["location_samples"] == 2
