@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from slrbench import fusion_cli
 from slrbench.errors import EXIT_BAD_INPUT, SlrbenchError
 
 app = typer.Typer(
@@ -216,14 +217,8 @@ def report(
         console.print(f"wrote {path}")
 
 
-def _register_fusion_commands() -> None:
-    """`slrbench fuse` lives in its own module to keep this file small."""
-    from slrbench import fusion_cli
-
-    fusion_cli.register(app)
-
-
-_register_fusion_commands()
+# `slrbench fuse` lives in its own module to keep this file small.
+fusion_cli.register(app)
 
 
 def main() -> None:

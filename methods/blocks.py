@@ -12,11 +12,16 @@ All modules take feature maps (N, C, T, V).
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from slrbench.datasets.layouts import KeypointLayout, get_layout
 from slrbench.errors import SlrbenchError
+from slrbench.methods.graph import layout_adjacency
 
 
 class STCAttention(nn.Module):
@@ -189,7 +194,37 @@ class SkeletonInputNorm(nn.Module):
         return x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
 
 
-def pool_persons_and_nodes(x: Tensor, num_person: int) -> Tensor:
-    """(N*M, C, T', V) features -> (N, C): mean over time and joints, then persons."""
-    nm, channels = x.shape[:2]
-    return x.reshape(nm // num_person, num_person, channels, -1).mean(dim=3).mean(dim=1)
+class SkeletonGCN(nn.Module):
+    """The SL-GCN-family frame over (N, C, T, V, M) inputs: input BN stem, a stack of stages
+    built by the subclass (`build_stages`), pooling over persons, time and joints, and a
+    linear head. ``forward(x, keep_prob)`` -> logits (N, K); each stage applies its drops
+    only if it has them (identity in eval mode)."""
+
+    model_name = "skeleton-gcn"
+
+    def __init__(self, num_classes: int, layout: KeypointLayout | str, config: Any) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise SlrbenchError(f"num_classes: found {num_classes}; expected >= 1")
+        self.layout = get_layout(layout)
+        self.config = config
+        self.num_classes = num_classes
+        c = config.in_channels
+        self.input_norm = SkeletonInputNorm(self.model_name, c, self.layout.num_nodes,
+                                            config.num_person)
+        adjacency = torch.from_numpy(layout_adjacency(self.layout))
+        self.stages = nn.ModuleList(self.build_stages(adjacency, c))
+        self.fc = nn.Linear(config.widths[-1], num_classes)
+        nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
+
+    def build_stages(self, adjacency: Tensor, in_channels: int) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, keep_prob: float = 1.0) -> Tensor:
+        x = self.input_norm(x)
+        for stage in self.stages:
+            x = stage(x, keep_prob)
+        n_m, channels = x.shape[:2]
+        m = self.config.num_person
+        # Mean over time and joints, then over persons.
+        return self.fc(x.reshape(n_m // m, m, channels, -1).mean(dim=3).mean(dim=1))

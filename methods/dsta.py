@@ -27,11 +27,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from slrbench.datasets.layouts import KeypointLayout, get_layout
+from slrbench.datasets.layouts import KeypointLayout
 from slrbench.errors import SlrbenchError
-from slrbench.methods.graph import layout_adjacency
-from slrbench.methods.blocks import (DropBlockTemporal, DropGraphSpatial, SkeletonInputNorm,
-                                     STCAttention, batch_norm, conv_bn, pool_persons_and_nodes)
+from slrbench.methods.blocks import (DropBlockTemporal, DropGraphSpatial, SkeletonGCN,
+                                     STCAttention, batch_norm, conv_bn)
 
 __all__ = [
     "PRESETS",
@@ -334,44 +333,28 @@ class DSTAStage(nn.Module):
         return self.relu(y + r)
 
 
-class DSTA(nn.Module):
+class DSTA(SkeletonGCN):
     """DSTA-SLR over (N, C, T, V, M) inputs; ``forward(x, keep_prob)`` -> logits (N, K).
 
     ``keep_prob`` only reaches the last ``config.drop_stages`` stages (upstream passes 1.0 to
     the others); drops are identity in eval mode.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        layout: KeypointLayout | str = "samslr_27",
-        config: DSTAConfig = PRESETS["tiny"],
-    ) -> None:
-        super().__init__()
-        if num_classes < 1:
-            raise SlrbenchError(f"num_classes: found {num_classes}; expected >= 1")
-        self.layout = get_layout(layout)
-        self.config = config
-        self.num_classes = num_classes
-        v, c, m = self.layout.num_nodes, config.in_channels, config.num_person
-        adjacency = torch.from_numpy(layout_adjacency(self.layout))
-        self.input_norm = SkeletonInputNorm("dsta", c, v, m)
-        first_drop = len(config.widths) - config.drop_stages
-        stages = []
-        c_prev = c
-        for i, (width, stride) in enumerate(zip(config.widths, config.strides, strict=True)):
-            first, drops = i == 0, i >= first_drop
-            stages.append(DSTAStage(c_prev, width, adjacency, config, stride, first, drops))
-            c_prev = width
-        self.stages = nn.ModuleList(stages)
-        self.fc = nn.Linear(c_prev, num_classes)
-        nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
+    model_name = "dsta"
 
-    def forward(self, x: Tensor, keep_prob: float = 1.0) -> Tensor:
-        x = self.input_norm(x)
-        for stage in self.stages:
-            x = stage(x, keep_prob)
-        return self.fc(pool_persons_and_nodes(x, self.config.num_person))
+    def __init__(self, num_classes: int, layout: KeypointLayout | str = "samslr_27",
+                 config: DSTAConfig = PRESETS["tiny"]) -> None:
+        super().__init__(num_classes, layout, config)
+
+    def build_stages(self, adjacency: Tensor, in_channels: int) -> list[nn.Module]:
+        config = self.config
+        first_drop = len(config.widths) - config.drop_stages
+        widths_in = (in_channels, *config.widths[:-1])
+        return [
+            DSTAStage(c_in, width, adjacency, config, stride, i == 0, i >= first_drop)
+            for i, (c_in, width, stride) in enumerate(
+                zip(widths_in, config.widths, config.strides, strict=True))
+        ]
 
 
 def build_dsta(preset: str, num_classes: int, layout: KeypointLayout | str = "samslr_27") -> DSTA:

@@ -15,7 +15,6 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from slrbench.config import apply_overrides
@@ -25,10 +24,9 @@ from slrbench.datasets.skeleton import AugmentConfig, SkeletonFeeder
 from slrbench.datasets.streams import bones_inplace, derive_stream, motion, validate_streams
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import FusionRecipe, MethodSpec, PublishedResult
-from slrbench.methods.blocks import keep_prob_schedule
-from slrbench.methods.blocks import count_trainable_parameters
 from slrbench.methods.dsta import DSTA, PRESETS, DSTAConfig
-from slrbench.methods.skeleton_adapter import SkeletonAdapter, augment_section
+from slrbench.methods.skeleton_adapter import (SkeletonAdapter, augment_section,
+                                              parameter_counts, recipe_text)
 
 LAYOUT = "samslr_27"
 STREAMS = ("j", "b", "jm", "bm")
@@ -285,54 +283,23 @@ class DSTAAdapter(SkeletonAdapter):
             joints, data_config["stream"], data_config["layout"], data_config["bone_mode"]
         )
 
-    def feeder(
-        self,
-        arrays: np.ndarray,
-        labels: np.ndarray,
-        data_config: dict[str, Any],
-        train: bool,
-        seed: int,
-    ) -> SkeletonFeeder:
-        return DSTAFeeder(
-            arrays,
-            labels,
-            data_config["layout"],
-            data_config["stream"],
-            train=train,
-            aug=AugmentConfig(**data_config["augment"]),
-            seed=seed,
-            frames=int(data_config["frames"]),
-            vector_aug=data_config["vector_aug"],
-        )
+    feeder_class = DSTAFeeder
 
-    def keep_prob(self, epoch: int, config: dict[str, Any]) -> float:
-        schedule = config["schedule"]
-        decay = max(1, round(schedule["keep_prob_decay_fraction"] * config["train"]["epochs"]))
-        return keep_prob_schedule(epoch, 1.0, schedule["keep_prob_end"], decay)
-
-    def forward(
-        self, model: nn.Module, inputs: torch.Tensor, epoch: int, config: dict[str, Any]
-    ) -> torch.Tensor:
-        keep = 1.0 if epoch < 0 else self.keep_prob(epoch, config)
-        return model(inputs, keep)
+    def feeder_options(self, data_config: dict[str, Any]) -> dict[str, Any]:
+        return {"frames": int(data_config["frames"]), "vector_aug": data_config["vector_aug"]}
 
     def describe_presets(self) -> list[dict[str, Any]]:
         rows = []
         for preset, recipe in RECIPES.items():
-            counts = {
-                k: count_trainable_parameters(DSTA(k, LAYOUT, PRESETS[preset]))
-                for k in (20, 226, 2000)
-            }
-            cfg, train = PRESETS[preset], recipe["train"]
+            cfg = PRESETS[preset]
             rows.append(
                 {
                     "preset": preset,
                     "stages": f"{' → '.join(map(str, cfg.widths))}, {cfg.heads} heads",
-                    "params": ", ".join(f"{n:,} (K={k})" for k, n in counts.items()),
+                    "params": parameter_counts(lambda k: DSTA(k, LAYOUT, cfg)),
                     "frames": f"store {recipe['t_store']} / {recipe['frames']} sampled "
                     "(train random subset, test uniform)",
-                    "recipe": f"{train['epochs']} epochs, batch {train['batch_size']}, "
-                    f"SGD lr {train['lr']}",
+                    "recipe": recipe_text(recipe["train"]),
                 }
             )
         return rows

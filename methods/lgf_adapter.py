@@ -45,8 +45,7 @@ from slrbench.datasets.skeleton import prepare_stream_arrays
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import FusionRecipe, MethodSpec, PublishedResult
 from slrbench.methods.blocks import STCAttention
-from slrbench.methods.skeleton_adapter import augment_section
-from slrbench.methods.blocks import count_trainable_parameters
+from slrbench.methods.skeleton_adapter import augment_section, parameter_counts, recipe_text
 from slrbench.methods.slgcn import PRESETS, SLGCN
 from slrbench.methods.slgcn_adapter import LAYOUT as BODY_LAYOUT
 from slrbench.methods.slgcn_adapter import RECIPES, SLGCNAdapter
@@ -319,22 +318,17 @@ class LGFAdapter(SLGCNAdapter):
     def describe_presets(self) -> list[dict[str, Any]]:
         rows = []
         for preset, recipe in RECIPES.items():
-            train = recipe["train"]
             for graph in (BODY_LAYOUT, "hand10_left", "hand21_left"):
                 layout = get_layout(graph)
-                counts = {
-                    k: count_trainable_parameters(SLGCN(k, layout, PRESETS[preset]))
-                    for k in (20, 226, 2000)
-                }
                 name = "body" if graph == BODY_LAYOUT else graph.split("_")[0] + " (each hand)"
                 rows.append(
                     {
                         "preset": preset,
                         "part graph": f"{name}, V={layout.num_nodes}",
-                        "params per model": ", ".join(f"{n:,} (K={k})" for k, n in counts.items()),
+                        "params per model": parameter_counts(
+                            lambda k: SLGCN(k, layout, PRESETS[preset])),
                         "frames": f"store {recipe['t_store']} / train crop {recipe['window']}",
-                        "recipe": f"{train['epochs']} epochs, batch {train['batch_size']}, "
-                        f"SGD lr {train['lr']}",
+                        "recipe": recipe_text(recipe["train"]),
                     }
                 )
         return rows

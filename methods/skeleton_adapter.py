@@ -7,14 +7,18 @@ The config's "data" section says everything the pipeline does, so it is hashed i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from slrbench.datasets.base import SPLITS, Dataset, DatasetSpec
 from slrbench.datasets.skeleton import AugmentConfig, SkeletonFeeder, prepare_stream_arrays
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import MethodAdapter, StreamData
+from slrbench.methods.blocks import count_trainable_parameters, keep_prob_schedule
 
 # Upstream's flip width and shift range are in 512-px AUTSL pixels; slrbench scales the shift
 # with the dataset's frame width so the augmentation is the same fraction of the frame.
@@ -45,6 +49,16 @@ def augment_section(spec: DatasetSpec, window: int | None, **changes: Any) -> di
     return AugmentConfig(**values).to_dict()
 
 
+def parameter_counts(build: Callable[[int], nn.Module],
+                     classes: tuple[int, ...] = (20, 226, 2000)) -> str:
+    """`slrbench methods NAME` cell: trainable parameters of `build(K)` for a few K."""
+    return ", ".join(f"{count_trainable_parameters(build(k)):,} (K={k})" for k in classes)
+
+
+def recipe_text(train: dict[str, Any]) -> str:
+    return f"{train['epochs']} epochs, batch {train['batch_size']}, SGD lr {train['lr']}"
+
+
 def check_pose(dataset: Dataset, method: str) -> None:
     if "pose" not in dataset.spec.modalities:
         raise SlrbenchError(
@@ -54,7 +68,14 @@ def check_pose(dataset: Dataset, method: str) -> None:
 
 
 class SkeletonAdapter(MethodAdapter):
-    """Adapters over pose keypoints. Subclasses may override `feeder` for their own sampling."""
+    """Adapters over pose keypoints and SL-GCN-family models (``model(x, keep_prob)``).
+    Subclasses with their own sampling set `feeder_class` and `feeder_options`."""
+
+    feeder_class: type[SkeletonFeeder] = SkeletonFeeder
+
+    def feeder_options(self, data_config: dict[str, Any]) -> dict[str, Any]:
+        """Extra keyword arguments of `feeder_class` taken from the data config."""
+        return {}
 
     def stream_arrays(self, dataset: Dataset, data_config: dict[str, Any], split: str) -> np.ndarray:
         pose = dataset.pose(split)
@@ -70,7 +91,7 @@ class SkeletonAdapter(MethodAdapter):
     def feeder(
         self, arrays: np.ndarray, labels: np.ndarray, data_config: dict[str, Any], train: bool, seed: int
     ) -> SkeletonFeeder:
-        return SkeletonFeeder(
+        return self.feeder_class(
             arrays,
             labels,
             data_config["layout"],
@@ -78,7 +99,21 @@ class SkeletonAdapter(MethodAdapter):
             train=train,
             aug=AugmentConfig(**data_config["augment"]),
             seed=seed,
+            **self.feeder_options(data_config),
         )
+
+    def keep_prob(self, epoch: int, config: dict[str, Any]) -> float:
+        """DropGraph/DropBlockT keep probability: 1.0 decaying linearly to keep_prob_end over
+        the first keep_prob_decay_fraction of the epochs."""
+        schedule = config["schedule"]
+        decay = max(1, round(schedule["keep_prob_decay_fraction"] * config["train"]["epochs"]))
+        return keep_prob_schedule(epoch, 1.0, schedule["keep_prob_end"], decay)
+
+    def forward(
+        self, model: nn.Module, inputs: torch.Tensor, epoch: int, config: dict[str, Any]
+    ) -> torch.Tensor:
+        keep = 1.0 if epoch < 0 else self.keep_prob(epoch, config)  # epoch -1: prediction
+        return model(inputs, keep)
 
     def stream_data(self, dataset: Dataset, config: dict[str, Any], seed: int) -> StreamData:
         check_pose(dataset, self.spec.name)

@@ -24,12 +24,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from slrbench.datasets.layouts import KeypointLayout, get_layout
+from slrbench.datasets.layouts import KeypointLayout
 from slrbench.errors import SlrbenchError
-from slrbench.methods.blocks import (DropBlockTemporal, DropGraphSpatial, SkeletonInputNorm,
-                                     STCAttention, batch_norm, conv_bn, conv_init,
-                                     pool_persons_and_nodes)
-from slrbench.methods.graph import layout_adjacency
+from slrbench.methods.blocks import (DropBlockTemporal, DropGraphSpatial, SkeletonGCN,
+                                     STCAttention, batch_norm, conv_bn, conv_init)
 
 NUM_SUBSETS = 3  # identity, inward, outward
 NORM_EPS = 0.001  # added to DecoupleA column sums (upstream ``unit_gcn.norm``)
@@ -187,55 +185,35 @@ class SLGCNBlock(nn.Module):
         return self.relu(y + r)
 
 
-class SLGCN(nn.Module):
+class SLGCN(SkeletonGCN):
     """SL-GCN over (N, C, T, V, M) inputs; ``forward(x, keep_prob)`` -> logits (N, K).
 
     ``keep_prob`` only reaches the last ``config.drop_blocks`` blocks (upstream passes 1.0 to
     l1..l6); drops are identity in eval mode.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        layout: KeypointLayout | str = "samslr_27",
-        config: SLGCNConfig = PRESETS["tiny"],
-    ) -> None:
-        super().__init__()
-        if num_classes < 1:
-            raise SlrbenchError(f"num_classes: found {num_classes}; expected >= 1")
-        self.layout = get_layout(layout)
-        self.config = config
-        self.num_classes = num_classes
-        v, c, m = self.layout.num_nodes, config.in_channels, config.num_person
-        adjacency = torch.from_numpy(layout_adjacency(self.layout))
-        self.input_norm = SkeletonInputNorm("slgcn", c, v, m)
-        blocks = []
-        c_prev = c
-        first_drop = len(config.widths) - config.drop_blocks
-        for i, (width, stride) in enumerate(zip(config.widths, config.strides, strict=True)):
-            blocks.append(
-                SLGCNBlock(
-                    c_prev,
-                    width,
-                    adjacency,
-                    config.groups,
-                    stride=stride,
-                    residual=i > 0,
-                    drops=i >= first_drop,
-                    block_size=config.block_size,
-                    temporal_kernel=config.temporal_kernel,
-                )
-            )
-            c_prev = width
-        self.blocks = nn.ModuleList(blocks)
-        self.fc = nn.Linear(c_prev, num_classes)
-        nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
+    model_name = "slgcn"
 
-    def forward(self, x: Tensor, keep_prob: float = 1.0) -> Tensor:
-        x = self.input_norm(x)
-        for block in self.blocks:
-            x = block(x, keep_prob if block.drops else 1.0)
-        return self.fc(pool_persons_and_nodes(x, self.config.num_person))
+    def __init__(self, num_classes: int, layout: KeypointLayout | str = "samslr_27",
+                 config: SLGCNConfig = PRESETS["tiny"]) -> None:
+        super().__init__(num_classes, layout, config)
+
+    def build_stages(self, adjacency: Tensor, in_channels: int) -> list[nn.Module]:
+        config = self.config
+        first_drop = len(config.widths) - config.drop_blocks
+        widths_in = (in_channels, *config.widths[:-1])
+        return [
+            SLGCNBlock(c_in, width, adjacency, config.groups, stride=stride, residual=i > 0,
+                       drops=i >= first_drop, block_size=config.block_size,
+                       temporal_kernel=config.temporal_kernel)
+            for i, (c_in, width, stride) in enumerate(
+                zip(widths_in, config.widths, config.strides, strict=True))
+        ]
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        """The SL-GCN blocks (upstream l1..l10)."""
+        return self.stages
 
     def adjacency_parameters(self) -> list[nn.Parameter]:
         """The learnable DecoupleA tensors, one per block."""

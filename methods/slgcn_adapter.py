@@ -6,15 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from slrbench.config import apply_overrides
 from slrbench.datasets.base import DatasetSpec
 from slrbench.methods.base import FusionRecipe, MethodSpec, PublishedResult
-from slrbench.methods.blocks import keep_prob_schedule
-from slrbench.methods.skeleton_adapter import SkeletonAdapter, augment_section
-from slrbench.methods.blocks import count_trainable_parameters
+from slrbench.methods.skeleton_adapter import (SkeletonAdapter, augment_section,
+                                              parameter_counts, recipe_text)
 from slrbench.methods.slgcn import PRESETS, SLGCN, SLGCNConfig
 
 LAYOUT = "samslr_27"
@@ -134,34 +132,19 @@ class SLGCNAdapter(SkeletonAdapter):
     def build_model(self, config: dict[str, Any], num_classes: int) -> nn.Module:
         return SLGCN(num_classes, config["data"]["layout"], SLGCNConfig.from_dict(config["model"]))
 
-    def keep_prob(self, epoch: int, config: dict[str, Any]) -> float:
-        schedule = config["schedule"]
-        decay = max(1, round(schedule["keep_prob_decay_fraction"] * config["train"]["epochs"]))
-        return keep_prob_schedule(epoch, 1.0, schedule["keep_prob_end"], decay)
-
     def on_epoch_start(self, model: nn.Module, epoch: int, config: dict[str, Any]) -> None:
         assert isinstance(model, SLGCN)
         model.set_adjacency_trainable(epoch >= config["schedule"]["adjacency_frozen_epochs"])
 
-    def forward(
-        self, model: nn.Module, inputs: torch.Tensor, epoch: int, config: dict[str, Any]
-    ) -> torch.Tensor:
-        keep = 1.0 if epoch < 0 else self.keep_prob(epoch, config)
-        return model(inputs, keep)
-
     def describe_presets(self) -> list[dict[str, Any]]:
         rows = []
         for preset, recipe in RECIPES.items():
-            counts = {
-                k: count_trainable_parameters(SLGCN(k, LAYOUT, PRESETS[preset])) for k in (20, 226, 2000)
-            }
-            train = recipe["train"]
             rows.append(
                 {
                     "preset": preset,
-                    "params": ", ".join(f"{n:,} (K={k})" for k, n in counts.items()),
+                    "params": parameter_counts(lambda k: SLGCN(k, LAYOUT, PRESETS[preset])),
                     "frames": f"store {recipe['t_store']} / train crop {recipe['window']}",
-                    "recipe": f"{train['epochs']} epochs, batch {train['batch_size']}, SGD lr {train['lr']}",
+                    "recipe": recipe_text(recipe["train"]),
                 }
             )
         return rows

@@ -10,7 +10,7 @@ import pytest
 from slrbench.errors import EXIT_BAD_INPUT
 
 
-def _one_line_error(code: int, err: str, *needles: str) -> None:
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
     assert code == EXIT_BAD_INPUT
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
@@ -54,12 +54,12 @@ def test_describe_synthsign_with_figure(cli, tmp_path: Path) -> None:
 )
 def test_bad_input_is_one_line_exit_2(cli, tmp_path: Path, args: list[str], needles: list[str]) -> None:
     code, _, err = cli(*args, *(["--results", str(tmp_path)] if args[0] in ("run", "report") else []))
-    _one_line_error(code, err, *needles)
+    assert_one_line_error(code, err, *needles)
 
 
 def test_report_without_records(cli, tmp_path: Path) -> None:
     code, _, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(tmp_path))
-    _one_line_error(code, err, "no test records")
+    assert_one_line_error(code, err, "no test records")
 
 
 def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
@@ -81,4 +81,4 @@ def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
 
     (runs[0] / "run.json").write_text('{"record_version": 1, "run_id": ')  # torn write
     code, _, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results), "--out", str(reports))
-    _one_line_error(code, err, str(runs[0] / "run.json"))
+    assert_one_line_error(code, err, str(runs[0] / "run.json"))

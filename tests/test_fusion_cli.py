@@ -27,7 +27,7 @@ def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "results"
 
 
-def one_line(code: int, err: str, *needles: str) -> None:
+def assert_one_line(code: int, err: str, *needles: str) -> None:
     assert code == EXIT_BAD_INPUT
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -59,11 +59,11 @@ def test_fuse_cli_refuses_without_val(cli, tmp_path: Path) -> None:
     _, test = make_pair(with_val=False)
     fill_store(RecordStore(tmp_path), None, test)
     code, _, err = cli(*ARGS, "--strategy", "grid", "--results", str(tmp_path))
-    one_line(code, err, "no val records", "--allow-test-tuning")
+    assert_one_line(code, err, "no val records", "--allow-test-tuning")
     code, _, err = cli(*ARGS, "--strategy", "nope", "--results", str(tmp_path))
-    one_line(code, err, "--strategy", "nope")
+    assert_one_line(code, err, "--strategy", "nope")
     code, _, err = cli(*ARGS, "--streams", "j,zz", "--results", str(tmp_path))
-    one_line(code, err, "--streams", "zz")
+    assert_one_line(code, err, "--streams", "zz")
     code, out, err = cli(*ARGS, "--strategy", "grid", "--crossfit", "3", "--bootstrap", "0",
                          "--results", str(tmp_path))
     assert code == 0, err

@@ -459,7 +459,7 @@ def test_to_dict_is_json_and_round_trips():
 # Errors
 
 
-def _one_line_error(fn, *args, match: str, **kwargs) -> str:
+def assert_one_line_error(fn, *args, match: str, **kwargs) -> str:
     with pytest.raises(SlrbenchError, match=match) as info:
         fn(*args, **kwargs)
     message = str(info.value)
@@ -471,52 +471,52 @@ def _one_line_error(fn, *args, match: str, **kwargs) -> str:
 def test_non_finite_scores_rejected(bad):
     scores = np.zeros((3, 4))
     scores[1, 2] = bad
-    message = _one_line_error(evaluate, scores, [0, 1, 2], match="scores")
+    message = assert_one_line_error(evaluate, scores, [0, 1, 2], match="scores")
     assert "row 1, column 2" in message
-    _one_line_error(true_class_rank, scores, [0, 1, 2], match="non-finite")
-    _one_line_error(paired_bootstrap, np.zeros((3, 4)), scores, [0, 1, 2], match="scores_b")
+    assert_one_line_error(true_class_rank, scores, [0, 1, 2], match="non-finite")
+    assert_one_line_error(paired_bootstrap, np.zeros((3, 4)), scores, [0, 1, 2], match="scores_b")
 
 
 def test_shape_errors():
-    _one_line_error(evaluate, np.zeros(4), [0], match="scores: found shape")
-    _one_line_error(evaluate, np.zeros((2, 2, 2)), [0, 1], match="scores: found shape")
-    _one_line_error(evaluate, np.zeros((3, 4)), [0, 1], match="labels: found 2 entries")
-    _one_line_error(evaluate, np.zeros((3, 4)), [[0, 1, 2]], match="labels: found shape")
-    _one_line_error(evaluate, np.zeros((3, 4)), [0, 1, 2], num_classes=5, match="num_classes=5")
-    _one_line_error(paired_bootstrap, np.zeros((3, 4)), np.zeros((3, 5)), [0, 1, 2],
+    assert_one_line_error(evaluate, np.zeros(4), [0], match="scores: found shape")
+    assert_one_line_error(evaluate, np.zeros((2, 2, 2)), [0, 1], match="scores: found shape")
+    assert_one_line_error(evaluate, np.zeros((3, 4)), [0, 1], match="labels: found 2 entries")
+    assert_one_line_error(evaluate, np.zeros((3, 4)), [[0, 1, 2]], match="labels: found shape")
+    assert_one_line_error(evaluate, np.zeros((3, 4)), [0, 1, 2], num_classes=5, match="num_classes=5")
+    assert_one_line_error(paired_bootstrap, np.zeros((3, 4)), np.zeros((3, 5)), [0, 1, 2],
                     match="scores_b")
-    _one_line_error(per_class_accuracy, [True, False], [0], 3, match="labels")
+    assert_one_line_error(per_class_accuracy, [True, False], [0], 3, match="labels")
 
 
 def test_empty_input_rejected():
-    _one_line_error(evaluate, np.zeros((0, 4)), np.zeros(0, dtype=int), match="0 rows")
-    _one_line_error(evaluate, np.zeros((2, 0)), [0, 0], match="0 columns")
-    _one_line_error(per_instance_accuracy, [], match="hits")
-    _one_line_error(union_class_accuracy, [], [], match="pred")
+    assert_one_line_error(evaluate, np.zeros((0, 4)), np.zeros(0, dtype=int), match="0 rows")
+    assert_one_line_error(evaluate, np.zeros((2, 0)), [0, 0], match="0 columns")
+    assert_one_line_error(per_instance_accuracy, [], match="hits")
+    assert_one_line_error(union_class_accuracy, [], [], match="pred")
 
 
 def test_label_errors():
-    _one_line_error(evaluate, np.zeros((3, 4)), [0, 4, 1], match=r"labels: .*\[0, 4\)")
-    _one_line_error(evaluate, np.zeros((3, 4)), [0, -1, 1], match="labels")
-    _one_line_error(evaluate, np.zeros((3, 4)), [0.0, 1.0, 2.0], match="labels: found dtype")
-    _one_line_error(per_class_accuracy, [True, False], [0, 3], 3, match="labels")
+    assert_one_line_error(evaluate, np.zeros((3, 4)), [0, 4, 1], match=r"labels: .*\[0, 4\)")
+    assert_one_line_error(evaluate, np.zeros((3, 4)), [0, -1, 1], match="labels")
+    assert_one_line_error(evaluate, np.zeros((3, 4)), [0.0, 1.0, 2.0], match="labels: found dtype")
+    assert_one_line_error(per_class_accuracy, [True, False], [0, 3], 3, match="labels")
 
 
 def test_k_and_option_errors():
     scores, labels = np.zeros((3, 4)), [0, 1, 2]
-    _one_line_error(topk_hits, scores, labels, 5, match="k: found 5, expected k <= K = 4")
-    _one_line_error(topk_hits, scores, labels, 0, match="k: found 0")
-    _one_line_error(evaluate, scores, labels, ks=(0,), match="ks")
-    _one_line_error(evaluate, scores, labels, score_kind="softmax", match="score_kind")
-    _one_line_error(BootstrapConfig, resamples=0, match="bootstrap.resamples")
-    _one_line_error(BootstrapConfig, confidence=1.0, match="bootstrap.confidence")
-    _one_line_error(BootstrapConfig, method="bca", match="bootstrap.method")
-    _one_line_error(expected_calibration_error, scores, labels, n_bins=0, match="n_bins")
+    assert_one_line_error(topk_hits, scores, labels, 5, match="k: found 5, expected k <= K = 4")
+    assert_one_line_error(topk_hits, scores, labels, 0, match="k: found 0")
+    assert_one_line_error(evaluate, scores, labels, ks=(0,), match="ks")
+    assert_one_line_error(evaluate, scores, labels, score_kind="softmax", match="score_kind")
+    assert_one_line_error(BootstrapConfig, resamples=0, match="bootstrap.resamples")
+    assert_one_line_error(BootstrapConfig, confidence=1.0, match="bootstrap.confidence")
+    assert_one_line_error(BootstrapConfig, method="bca", match="bootstrap.method")
+    assert_one_line_error(expected_calibration_error, scores, labels, n_bins=0, match="n_bins")
 
 
 def test_mislabelled_score_kind_rejected():
     logits, labels = random_problem(20, 5, seed=18)
-    _one_line_error(evaluate, logits, labels, score_kind="probs", match="score_kind='probs'")
-    _one_line_error(evaluate, logits, labels, score_kind="log_probs", match="log_probs")
-    _one_line_error(to_probabilities, logits, "probs", match="probs")
-    _one_line_error(per_instance_accuracy, [0, 2], match="0/1")
+    assert_one_line_error(evaluate, logits, labels, score_kind="probs", match="score_kind='probs'")
+    assert_one_line_error(evaluate, logits, labels, score_kind="log_probs", match="log_probs")
+    assert_one_line_error(to_probabilities, logits, "probs", match="probs")
+    assert_one_line_error(per_instance_accuracy, [0, 2], match="0/1")
