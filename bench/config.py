@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 from slrbench.errors import SlrbenchError
@@ -21,7 +23,16 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[s
             node = node[part]
         if leaf not in node:
             raise SlrbenchError(
-                f"override '{dotted}': unknown field '{leaf}'; expected one of {', '.join(sorted(node))}"
+                f"override '{dotted}': unknown field '{leaf}'; expected one of "
+                f"{', '.join(sorted(node))}"
             )
         node[leaf] = value
     return result
+
+
+def check_fields(cls: type, data: Mapping[str, Any], where: str) -> None:
+    """Refuse keys of ``data`` that are not fields of the dataclass ``cls``."""
+    known = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise SlrbenchError(f"{where}: unknown field '{unknown[0]}'; expected one of {known}")

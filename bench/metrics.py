@@ -1,6 +1,6 @@
 """Recognition metrics, calibration, bootstrap intervals and paired comparisons.
 
-Implements evaluation.md §3 (metrics) and §4 (uncertainty and comparisons). All values are
+Implements docs/evaluation.md#metrics and #uncertainty-and-comparisons. All values are
 fractions in [0, 1]; reports multiply by 100.
 
 Conventions
@@ -18,11 +18,12 @@ Conventions
   functions raise instead. ``chance@5`` is min(5, K)/K.
 * NLL clips p(y) at ``PROB_EPS`` for every score kind, so logits, log-softmax and softmax of the
   same scores give the same value. ECE uses equal-width bins (lo, hi] over max probability.
-* Bootstrap (§4.1): B instance resamples with replacement from a recorded seed; every metric is
-  computed on the same resamples; P-C uses the classes present in each resample; 95 % percentile
-  interval. Resample b is row b of ``np.random.default_rng(seed).integers(0, N, size=(B, N))``;
-  rows are drawn in chunks, which does not change the stream, so results depend only on
-  (N, B, seed) and two records with the same N and seed get the same resamples.
+* Bootstrap (docs/evaluation.md#bootstrap-intervals): B instance resamples with replacement from a
+  recorded seed; every metric is computed on the same resamples; P-C uses the classes present in
+  each resample; 95 % percentile interval. Resample b is row b of
+  ``np.random.default_rng(seed).integers(0, N, size=(B, N))``; rows are drawn in chunks, which does
+  not change the stream, so results depend only on (N, B, seed) and two records with the same N and
+  seed get the same resamples.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class MetricValue:
 
 @dataclass
 class Evaluation:
-    """Everything `evaluate` computes for one record (evaluation.md §1.1 `metrics`, §3.6)."""
+    """Everything `evaluate` computes for one record (docs/evaluation.md#run-metadata)."""
 
     metrics: dict[str, MetricValue]
     chance: dict[str, float]
@@ -184,7 +185,8 @@ class Evaluation:
 
 @dataclass
 class PairedComparison:
-    """Model A versus model B on the same samples (evaluation.md §4.2); deltas are A − B."""
+    """Model A versus model B on the same samples (docs/evaluation.md#paired-comparisons); deltas
+    are A − B."""
 
     n: int
     mcnemar_b: int  # A right, B wrong
@@ -667,7 +669,7 @@ def evaluate(
     bootstrap: BootstrapConfig | None = BootstrapConfig(),
     n_bins: int = 15,
 ) -> Evaluation:
-    """All §3 metrics with §4.1 bootstrap intervals (``bootstrap=None``: no intervals).
+    """All metrics with bootstrap intervals (``bootstrap=None``: no intervals).
 
     Top-k keys (``pi@k``, ``pc@k``, ``per_class["hits@k"]``) are omitted for k > K.
     """
@@ -727,7 +729,8 @@ def paired_bootstrap(
     score_kind_b: str = "logits",
     bootstrap: BootstrapConfig = BootstrapConfig(),
 ) -> PairedComparison:
-    """McNemar exact test and paired bootstrap of ΔP-I@1, ΔP-C@1 (A − B), evaluation.md §4.2.
+    """McNemar exact test and paired bootstrap of ΔP-I@1, ΔP-C@1 (A − B),
+    docs/evaluation.md#paired-comparisons.
 
     Rows are matched by position: callers align both records by sample id first. Score kinds
     are checked by name only, since ranks do not depend on them. A bootstrap p of 0 means no

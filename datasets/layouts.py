@@ -1,17 +1,20 @@
 """Keypoint layouts: joint names, skeleton edges, left/right mirror permutations and conversions.
 
-Facts and their sources (datasets.md §9, methods.md §1.2–1.3, §4.2):
+Facts and their sources (docs/formats/keypoint-layouts.md, docs/methods/samslr-pipeline.md,
+docs/methods/lgf.md):
 
 * ``coco_wholebody_133``: COCO-WholeBody order (body 0–16, feet 17–22, face 23–90 in iBUG-68
-  order, left hand 91–111, right hand 112–132). Mirror pairs as in datasets.md §9.1; the face
-  is mirrored by iBUG-68 symmetry.
+  order, left hand 91–111, right hand 112–132). Mirror pairs as in
+  docs/formats/keypoint-layouts.md#coco-wholebody-133; the face is mirrored by iBUG-68 symmetry.
 * ``samslr_27``: the '27' joint selection of ``jackyjsy/CVPR21Chal-SLR`` @ de6c53a,
   ``SL-GCN/data_gen/sign_gendata.py``; bone pairs of ``graph/sign_27.py`` (written there with a
   +5 offset), flip permutation of ``feeders/feeder.py``.
-* ``hand10_*`` / ``hand21_*``: LGF-SLR hand subsets, a slrbench reconstruction (methods.md §4.2).
+* ``hand10_*`` / ``hand21_*``: LGF-SLR hand subsets, a slrbench reconstruction
+  (docs/methods/lgf.md#reconstruction-decisions).
 
 "Left"/"right" are COCO's labels. In SAM-SLR arrays the frames were flipped before pose
-extraction, so COCO-left is the signer's anatomical right there (methods.md §1.1).
+extraction, so COCO-left is the signer's anatomical right there
+(docs/methods/samslr-pipeline.md#pose-extraction).
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ _FEET_NAMES = (
     "left_big_toe", "left_small_toe", "left_heel",
     "right_big_toe", "right_small_toe", "right_heel",
 )  # fmt: skip
-# Hand order shared by COCO-WholeBody, MediaPipe and OpenPose (datasets.md §9.1, §9.3).
+# Hand order shared by COCO-WholeBody, MediaPipe and OpenPose
+# (docs/formats/keypoint-layouts.md#mediapipe-holistic).
 HAND21_POINT_NAMES = (
     "wrist",
     "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
@@ -110,7 +114,7 @@ def _ibug68_mirror() -> list[int]:
     return m
 
 
-# Standard 20-edge hand tree on local ids (methods.md §4.2, hand-21).
+# Standard 20-edge hand tree on local ids (docs/methods/lgf.md#reconstruction-decisions, hand-21).
 HAND21_EDGES: tuple[Edge, ...] = (
     (0, 1), (1, 2), (2, 3), (3, 4),
     (0, 5), (5, 6), (6, 7), (7, 8),
@@ -173,7 +177,7 @@ SAMSLR27_EDGES_UPSTREAM: tuple[Edge, ...] = (
     (10, 12), (11, 22),
 )  # fmt: skip
 
-#: Same pairs on 27-node ids (methods.md §1.3).
+#: Same pairs on 27-node ids (docs/methods/samslr-pipeline.md#bones-and-graph).
 SAMSLR27_EDGES: tuple[Edge, ...] = (
     (0, 1), (0, 2), (1, 3), (3, 5), (2, 4), (4, 6),  # body
     (7, 8), (7, 9), (7, 11), (7, 13), (7, 15), (9, 10), (11, 12), (13, 14), (15, 16),  # L hand
@@ -195,7 +199,7 @@ SAMSLR_27 = KeypointLayout(
 )
 
 # --------------------------------------------------------------------------------------------
-# Hands (LGF-SLR reconstruction, methods.md §4.2)
+# Hands (LGF-SLR reconstruction, docs/methods/lgf.md#reconstruction-decisions)
 # --------------------------------------------------------------------------------------------
 #: Hand-10 points as offsets into a 21-point hand: root, thumb tip, then MCP and tip of the
 #: index, middle, ring and pinky fingers.
@@ -266,7 +270,8 @@ def convert(pose: np.ndarray, src: str, dst: str) -> np.ndarray:
 
     Subsets are pure index selections. ``samslr_27 -> coco_wholebody_133`` scatters the 27
     points into a zero array, so the 106 missing points get coordinates 0 and score 0 (the
-    whole-body convention for "not detected", datasets.md §9.4). ``src == dst`` returns a copy.
+    whole-body convention for "not detected",
+    docs/formats/keypoint-layouts.md#mediapipe-to-coco-wholebody). ``src == dst`` returns a copy.
     """
     src_l, dst_l = get_layout(src), get_layout(dst)
     pose = np.asarray(pose)

@@ -1,5 +1,5 @@
 """Registry of the datasets slrbench knows: SynthSign (built in, generated on demand) and the
-real isolated-SLR benchmarks (facts from docs/datasets.md; their content is never shipped).
+real isolated-SLR benchmarks (facts from docs/datasets/README.md; their content is never shipped).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ class DatasetEntry:
     signer_independent: bool | None
     modalities: tuple[str, ...]
     distributed_as: str
-    selection: str  # where checkpoints and fusion weights are chosen (evaluation.md §2.2)
+    # where checkpoints and fusion weights are chosen (docs/evaluation.md#splits-and-selection)
+    selection: str
     license: str
     synthetic: bool = False
     synthsign_preset: str | None = None
@@ -50,6 +51,10 @@ def _wlasl(k: int, sizes: tuple[int, int, int]) -> DatasetEntry:
     )
 
 
+# Validation signers per subset, counted in MSASL_val.json (test has 20 in every subset).
+_MSASL_VAL_SIGNERS = {100: 33, 200: 33, 500: 36, 1000: 37}
+
+
 def _msasl(k: int, val: int, test: int) -> DatasetEntry:
     return DatasetEntry(
         name=f"msasl{k}",
@@ -57,7 +62,7 @@ def _msasl(k: int, val: int, test: int) -> DatasetEntry:
         language="ASL",
         num_classes=k,
         split_sizes={"train": 16054 if k == 1000 else None, "val": val, "test": test},
-        signers="val 37 / test 20, disjoint",
+        signers=f"val {_MSASL_VAL_SIGNERS[k]} / test 20, disjoint",
         signer_independent=True,
         modalities=("rgb", "pose"),
         distributed_as="YouTube URLs + time ranges (many dead); train metadata from the release",
@@ -146,9 +151,11 @@ REGISTRY: dict[str, DatasetEntry] = {
             signer_independent=None,
             modalities=("rgb", "pose"),
             distributed_as="RGB frames",
-            selection="10 % of train, stratified by class (slrbench design)",
+            selection="10 % of train, stratified by class, by signer where signer ids are "
+            "available (slrbench design)",
             license="USTC research agreement",
-            notes="no public class list or split file; user-supplied",
+            notes="no public class list or split file; user-supplied; split sizes from the "
+            "dataset paper (unverified)",
         ),
         DatasetEntry(
             name="vsl",

@@ -1,4 +1,5 @@
-"""SAM-SLR skeleton arrays and feeder (methods.md §1.4–1.5).
+"""SAM-SLR skeleton arrays and feeder
+(docs/methods/samslr-pipeline.md#arrays-on-disk, #feeder-augmentation).
 
 Offline part (``jackyjsy/CVPR21Chal-SLR`` @ de6c53a, ``SL-GCN/data_gen/sign_gendata.py``,
 ``gen_bone_data.py``, ``gen_motion_data.py``): select the joints, loop-pad or truncate every
@@ -103,7 +104,7 @@ def prepare_stream_arrays(
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Train-time augmentation (methods.md §1.5).
+    """Train-time augmentation (docs/methods/samslr-pipeline.md#feeder-augmentation).
 
     ``window``: frames of the random crop (None: no crop). ``frame_width``: W of the flip
     x -> W - x for joint streams; required when joint streams are flipped (the adapter passes

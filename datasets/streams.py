@@ -2,12 +2,13 @@
 (BM).
 
 Definitions follow SAM-SLR's offline scripts (``jackyjsy/CVPR21Chal-SLR`` @ de6c53a,
-``SL-GCN/data_gen/gen_bone_data.py`` and ``gen_motion_data.py``; methods.md §1.4):
+``SL-GCN/data_gen/gen_bone_data.py`` and ``gen_motion_data.py``;
+docs/methods/samslr-pipeline.md#arrays-on-disk):
 
 * bone: child := joint[child] - joint[parent] on **all** channels (the score channel becomes a
   score difference); nodes that are nobody's child (the root) keep their absolute values. The
   result is written into a separate buffer, so every bone is a true bone (unlike DSTA-SLR's
-  in-place variant, methods.md §3.1).
+  in-place variant, docs/methods/dsta.md#input-pipeline).
 * motion: out[t] = x[t+1] - x[t] on all channels, last frame zero.
 
 Arrays are numpy, channel-last: (..., T, V, C).
@@ -61,8 +62,8 @@ def bones(x: np.ndarray, edges: Sequence[tuple[int, int]]) -> np.ndarray:
 
 
 def bones_inplace(x: np.ndarray, edges: Sequence[tuple[int, int]]) -> np.ndarray:
-    """DSTA-SLR's bone stream (methods.md §3.1, §3.8): for each (parent, child) in ``edges``
-    **order**, child := child - parent on the array being converted; a new array.
+    """DSTA-SLR's bone stream (docs/methods/dsta.md#input-pipeline): for each (parent, child) in
+    ``edges`` **order**, child := child - parent on the array being converted; a new array.
 
     Reproduces an upstream bug on purpose: a child whose parent was already converted gets a
     difference of differences (on samslr_27: elbow - (shoulder - nose), ...). Use `bones` for

@@ -22,13 +22,15 @@ from slrbench.errors import SlrbenchError
 
 @dataclass(frozen=True)
 class PublishedResult:
-    """A number a paper or repository claims (evaluation.md §8 source markers)."""
+    """A number a paper or repository claims, with its source marker and integrity marks
+    (docs/evaluation.md#marks-in-tables)."""
 
     dataset: str
     setting: str
     metric: str  # "pi@1", "pi@5", "pc@1", ...
     value: float  # percent, as published
     source: str  # "[R] jackyjsy/SAM-SLR-v2 README image", ...
+    tuned_on: str  # the split that chose checkpoints / fusion weights upstream, as far as known
     flags: str = ""  # "†", "‡", "*", ...
 
 
@@ -115,7 +117,9 @@ class MethodAdapter(ABC):
     @abstractmethod
     def stream_data(self, dataset: Dataset, config: dict[str, Any], seed: int) -> StreamData: ...
 
-    def on_epoch_start(self, model: nn.Module, epoch: int, config: dict[str, Any]) -> None:
+    def on_epoch_start(  # noqa: B027 - optional hook: a no-op unless a method overrides it
+        self, model: nn.Module, epoch: int, config: dict[str, Any]
+    ) -> None:
         """Per-epoch schedule hooks (drop rates, frozen parameters)."""
 
     def forward(

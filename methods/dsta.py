@@ -1,4 +1,4 @@
-"""DSTA-SLR: dynamic spatial-temporal aggregation network (methods.md §3.2).
+"""DSTA-SLR: dynamic spatial-temporal aggregation network (docs/methods/dsta.md#architecture).
 
 Native re-implementation of ``Model`` in ``hulianyuyy/DSTA-SLR`` @ 0526b3a, ``model/fstgan.py``
 (arXiv 2403.12519, LREC-COLING 2024). The ``paper`` preset reproduces the upstream trainable
@@ -29,12 +29,18 @@ from torch import Tensor, nn
 
 from slrbench.datasets.layouts import KeypointLayout
 from slrbench.errors import SlrbenchError
-from slrbench.methods.blocks import (DropBlockTemporal, DropGraphSpatial, SkeletonGCN,
-                                     STCAttention, batch_norm, conv_bn)
+from slrbench.methods.blocks.gcn import (
+    DropBlockTemporal,
+    DropGraphSpatial,
+    SkeletonGCN,
+    STCAttention,
+    batch_norm,
+    conv_bn,
+)
 
 __all__ = [
-    "PRESETS",
     "DSTA",
+    "PRESETS",
     "DSTAConfig",
     "DynamicSpatialAggregation",
     "EdgePrototypes",
@@ -116,9 +122,9 @@ class DSTAConfig:
 
 
 PRESETS: dict[str, DSTAConfig] = {
-    # methods.md §3.9: 0.157 M parameters at K = 20.
+    # 160,029 parameters at K = 20 (docs/methods/dsta.md#presets).
     "tiny": DSTAConfig(widths=(16, 32, 64), strides=(1, 2, 2), heads=4),
-    # methods.md §3.9: 0.522 M parameters at K = 20.
+    # 532,329 parameters at K = 20.
     "tiny-wide": DSTAConfig(widths=(32, 64, 128), strides=(1, 2, 2), heads=8),
     # Upstream config/train.yaml: inner_dim 64, depth 4, drop_layers 2.
     "paper": DSTAConfig(widths=(64, 128, 256, 512), strides=(1, 2, 2, 2), heads=8),
@@ -136,6 +142,7 @@ def _mlp(channels: int, ratio: int) -> nn.Sequential:
         nn.Linear(channels, channels * ratio), nn.GELU(), nn.Linear(channels * ratio, channels)
     )
     for layer in (mlp[0], mlp[2]):
+        assert isinstance(layer, nn.Linear)
         nn.init.trunc_normal_(layer.weight, std=0.02)
         nn.init.zeros_(layer.bias)
     return mlp
@@ -146,7 +153,7 @@ class EdgePrototypes(nn.Module):
 
     LayerNorm over channels -> 1x1 conv -> per (frame, joint) affinity to ``prototypes`` learnable
     C-dim prototypes, tanh(<x, p_e>) / C * alpha_e -> reconstruction sum_e affinity_e * p_e.
-    Upstream divides *after* the tanh (methods.md §3.2 writes tanh(·/C)); this follows the code.
+    Upstream divides *after* the tanh (the paper's notation reads tanh(·/C)); this follows the code.
     """
 
     def __init__(self, channels: int, prototypes: int) -> None:
@@ -185,6 +192,7 @@ class DynamicSpatialAggregation(nn.Module):
         super().__init__()
         self.heads = heads
         self.proj = nn.Conv2d(c_in, channels, 1)
+        assert self.proj.bias is not None  # Conv2d has a bias unless bias=False
         nn.init.normal_(self.proj.weight, 0.0, math.sqrt(0.5 / channels))
         nn.init.constant_(self.proj.bias, 1e-6)
         self.bn0 = batch_norm(channels)

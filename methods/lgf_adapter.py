@@ -1,4 +1,4 @@
-"""LGF-SLR (hand local-global fusion) as a documented reconstruction (methods.md §4).
+"""LGF-SLR (hand local-global fusion) as a documented reconstruction (docs/methods/lgf.md).
 
 Upstream (``MeiqiZhang7/LGF-SLR`` @ b4f7077) never published code: only a README naming a global
 feature stream (upper body) and two local ones (left hand, right hand), each trained in the
@@ -9,18 +9,19 @@ Streams are ``<part>_<modality>``: part ``body`` (the 27-joint SAM-SLR array), `
 ``rhand`` (one hand), modality ``j``, ``b``, ``jm`` or ``bm``; 12 in all, each an SL-GCN
 (`slrbench.methods.slgcn`) on its own graph. ``lhand``/``rhand`` follow the keypoint layout's
 labels (COCO-WholeBody "left"/"right"); in frame-flipped SAM-SLR arrays COCO-left is the
-signer's anatomical right (methods.md §1.1, recorded as ``pose.frame_flipped``).
+signer's anatomical right (docs/methods/samslr-pipeline.md#pose-extraction, recorded as
+``pose.frame_flipped``).
 
 Hand streams differ from SL-GCN's data side in three ways (config ``data.hand``):
 
 * subset ``hand10`` (the 10 hand nodes of the 27 layout) or ``hand21`` (full COCO hands);
 * normalisation before the streams are derived, so bones and motion share it: centre on the
-  hand root's time-mean over detected frames (methods.md §4.2 default, the analogue of SL-GCN's
-  nose centering; alternative: the root of every frame), optionally divide by the median palm
-  size (root to the four finger MCPs) over detected frames. Frames where the detector lost the
-  hand (all scores <= ``min_score``; whole-body detectors write x = y = score = 0) are excluded
-  from the statistics and set to the centre, so a lost hand neither drags the centre towards
-  the image corner nor turns into a frame-sized jump in the motion streams;
+  hand root's time-mean over detected frames (docs/methods/lgf.md#reconstruction-decisions, the
+  analogue of SL-GCN's nose centering; alternative: the root of every frame), optionally divide by
+  the median palm size (root to the four finger MCPs) over detected frames. Frames where the
+  detector lost the hand (all scores <= ``min_score``; whole-body detectors write x = y = score = 0)
+  are excluded from the statistics and set to the centre, so a lost hand neither drags the centre
+  towards the image corner nor turns into a frame-sized jump in the motion streams;
 * no horizontal flip (a flipped left hand would look like a right hand inside a single-hand
   model) and no feeder centering (done above); the random shift stays SL-GCN's (pixels), or
   ``HAND_SHIFT_PALM`` palm units when scaled.
@@ -32,19 +33,20 @@ beyond noise (rhand_j 0.842 vs 0.858 unscaled, lhand_j 0.283 vs 0.292, rhand_b 0
 
 from __future__ import annotations
 
+import functools
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from slrbench.config import apply_overrides
+from slrbench.config import apply_overrides, check_fields
 from slrbench.datasets.base import Dataset, DatasetSpec
 from slrbench.datasets.layouts import KeypointLayout, convert, get_layout, supported_conversions
 from slrbench.datasets.skeleton import prepare_stream_arrays
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import FusionRecipe, MethodSpec, PublishedResult
-from slrbench.methods.blocks import STCAttention
+from slrbench.methods.blocks.gcn import STCAttention
 from slrbench.methods.skeleton_adapter import augment_section, parameter_counts, recipe_text
 from slrbench.methods.slgcn import PRESETS, SLGCN
 from slrbench.methods.slgcn_adapter import LAYOUT as BODY_LAYOUT
@@ -110,12 +112,7 @@ class HandNorm:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HandNorm:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SlrbenchError(
-                f"data.hand: unknown field '{unknown[0]}'; expected {sorted(known)}"
-            )
+        check_fields(cls, data, "data.hand")
         return cls(**data)
 
 
@@ -181,13 +178,15 @@ def normalise_hands(
 # --------------------------------------------------------------------------------------------
 _SLGCN_WEIGHTS = SLGCN_SPEC.fusion.weights_for("default") if SLGCN_SPEC.fusion else {}
 # Level 1: SL-GCN's hand-set modality weights within each part; level 2: equal part weights
-# (methods.md §4.4). Group names double as the level-2 keys.
+# (docs/methods/lgf.md#default-fusion). Group names double as the level-2 keys.
 FUSION_WEIGHTS: dict[str, float] = {
     **{f"{part}_{m}": w for part in PARTS for m, w in _SLGCN_WEIGHTS.items()},
-    **{part: 1.0 for part in PARTS},
+    **dict.fromkeys(PARTS, 1.0),
 }
 
 _README = "[R] MeiqiZhang7/LGF-SLR README (abstract)"
+# The README feeds "test-best" result pickles to its Bayesian optimisation (inferred).
+_BO_ON_EVAL = "evaluated split (BO weights, inferred)"
 
 SPEC = MethodSpec(
     name="lgf",
@@ -206,8 +205,8 @@ SPEC = MethodSpec(
     "hand - each in joint, bone, joint-motion and bone-motion form: 12 SL-GCN models, fused "
     "per part and then across parts (two-level fusion, weights searched on val).",
     divergences=(
-        "whole method is a reconstruction: upstream published a README only (methods.md §4)",
-        "backbone: SL-GCN (§2) with its recipe for every stream (inferred from the README's "
+        "whole method is a reconstruction: upstream published a README only",
+        "backbone: SL-GCN with its recipe for every stream (inferred from the README's "
         "references; alternative: DSTA backbone)",
         "global stream input: samslr_27, all 27 nodes (inferred: same preprocessed folder as "
         "SAM-SLR)",
@@ -232,19 +231,19 @@ SPEC = MethodSpec(
     ),
     published=(
         PublishedResult("autsl", "12-stream two-level BO fusion", "pi@1", 95.93, _README,
-                        "†"),
+                        _BO_ON_EVAL, "†"),
         PublishedResult("wlasl2000", "12-stream two-level BO fusion ('WLASL'; subset and split "
-                        "not stated)", "pi@1", 52.74, _README, "†‡?"),
+                        "not stated)", "pi@1", 52.74, _README, _BO_ON_EVAL, "†‡?"),
         PublishedResult("slr500", "12-stream two-level BO fusion ('CSL'; SLR500 inferred)",
-                        "pi@1", 98.38, "[R] MeiqiZhang7/LGF-SLR README", "†"),
+                        "pi@1", 98.38, "[R] MeiqiZhang7/LGF-SLR README", _BO_ON_EVAL, "†"),
     ),
     fusion=FusionRecipe(
         strategy="hier",
         score_space="logits",
         weights={"default": FUSION_WEIGHTS},
         source="upstream: Bayesian optimisation per level on the reported split, weights never "
-        "published (methods.md §4.1); initial weights: SL-GCN 1.0/0.9/0.5/0.5 within each part, "
-        "equal across parts (methods.md §4.4); slrbench searches on val",
+        "published; initial weights: SL-GCN 1.0/0.9/0.5/0.5 within each part, equal across "
+        "parts; slrbench searches on val",
         # the fixed fallback is slrbench's choice (hand-set SL-GCN weights), not upstream's tuning
         test_tuned=False,
         groups={part: tuple(f"{part}_{m}" for m in MODALITIES) for part in PARTS},
@@ -326,7 +325,7 @@ class LGFAdapter(SLGCNAdapter):
                         "preset": preset,
                         "part graph": f"{name}, V={layout.num_nodes}",
                         "params per model": parameter_counts(
-                            lambda k: SLGCN(k, layout, PRESETS[preset])),
+                            functools.partial(SLGCN, layout=layout, config=PRESETS[preset])),
                         "frames": f"store {recipe['t_store']} / train crop {recipe['window']}",
                         "recipe": recipe_text(recipe["train"]),
                     }

@@ -18,7 +18,9 @@ METHOD_NAMES: tuple[str, ...] = tuple(_ADAPTERS)
 
 def get_method(name: str) -> MethodAdapter:
     if name not in _ADAPTERS:
-        raise SlrbenchError(f"--method: unknown method '{name}'; expected one of {', '.join(METHOD_NAMES)}")
+        raise SlrbenchError(
+            f"--method: unknown method '{name}'; expected one of {', '.join(METHOD_NAMES)}"
+        )
     module_name, class_name = _ADAPTERS[name].split(":")
     module = importlib.import_module(f"slrbench.methods.{module_name}")
     adapter: MethodAdapter = getattr(module, class_name)()

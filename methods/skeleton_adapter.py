@@ -18,7 +18,21 @@ from slrbench.datasets.base import SPLITS, Dataset, DatasetSpec
 from slrbench.datasets.skeleton import AugmentConfig, SkeletonFeeder, prepare_stream_arrays
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import MethodAdapter, StreamData
-from slrbench.methods.blocks import count_trainable_parameters, keep_prob_schedule
+from slrbench.methods.blocks.gcn import count_trainable_parameters, keep_prob_schedule
+
+# Divergences every SAM-SLR-lineage adapter shares (they come from the shared training loop,
+# feeder and drop blocks); each method's card lists them after its own.
+LINEAGE_DIVERGENCES: tuple[str, ...] = (
+    "the last partial training batch is kept (upstream: drop_last=True)",
+    "fp16 autocast (AMP) on CUDA by default, train.amp=false for fp32; upstream trains in fp32 "
+    "(CPU runs are fp32 in both)",
+    "horizontal flip with probability flip_prob (upstream flips when random() > p, i.e. with "
+    "probability 1 - p; identical at the default p = 0.5)",
+    "DropGraph / DropBlockT guards: when every joint (or frame) of the whole batch is dropped, "
+    "or a feature map is all zero, the output is zeros (upstream divides by zero: inf / NaN)",
+    "augmentation and frame sampling draw from per-(seed, epoch, sample) generators "
+    "(upstream: the global RNG), so results do not depend on loader workers",
+)
 
 # Upstream's flip width and shift range are in 512-px AUTSL pixels; slrbench scales the shift
 # with the dataset's frame width so the augmentation is the same fraction of the frame.
@@ -36,7 +50,8 @@ def frame_width(spec: DatasetSpec) -> float:
 
 
 def augment_section(spec: DatasetSpec, window: int | None, **changes: Any) -> dict[str, Any]:
-    """The SAM-SLR feeder augmentation with the flip width from the dataset (methods.md §1.5)."""
+    """The SAM-SLR feeder augmentation with the flip width from the dataset
+    (docs/methods/samslr-pipeline.md#feeder-augmentation)."""
     width = frame_width(spec)
     values: dict[str, Any] = {
         "window": window,
@@ -77,7 +92,9 @@ class SkeletonAdapter(MethodAdapter):
         """Extra keyword arguments of `feeder_class` taken from the data config."""
         return {}
 
-    def stream_arrays(self, dataset: Dataset, data_config: dict[str, Any], split: str) -> np.ndarray:
+    def stream_arrays(
+        self, dataset: Dataset, data_config: dict[str, Any], split: str
+    ) -> np.ndarray:
         pose = dataset.pose(split)
         return prepare_stream_arrays(
             pose.data,
@@ -89,7 +106,12 @@ class SkeletonAdapter(MethodAdapter):
         )
 
     def feeder(
-        self, arrays: np.ndarray, labels: np.ndarray, data_config: dict[str, Any], train: bool, seed: int
+        self,
+        arrays: np.ndarray,
+        labels: np.ndarray,
+        data_config: dict[str, Any],
+        train: bool,
+        seed: int,
     ) -> SkeletonFeeder:
         return self.feeder_class(
             arrays,
@@ -128,4 +150,4 @@ class SkeletonAdapter(MethodAdapter):
             )
             for split in SPLITS
         }
-        return StreamData(**feeders)
+        return StreamData(train=feeders["train"], val=feeders["val"], test=feeders["test"])

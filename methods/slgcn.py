@@ -1,4 +1,5 @@
-"""SL-GCN: decoupled spatial-temporal GCN with STC attention and DropGraph (methods.md §2.2).
+"""SL-GCN: decoupled spatial-temporal GCN with STC attention and DropGraph
+(docs/methods/slgcn.md#architecture).
 
 Native re-implementation of ``Model`` in ``jackyjsy/CVPR21Chal-SLR`` @ de6c53a,
 ``SL-GCN/model/decouple_gcn_attn.py`` (identical in ``jackyjsy/SAM-SLR-v2`` @ ef0ab36). The
@@ -26,8 +27,14 @@ from torch import Tensor, nn
 
 from slrbench.datasets.layouts import KeypointLayout
 from slrbench.errors import SlrbenchError
-from slrbench.methods.blocks import (DropBlockTemporal, DropGraphSpatial, SkeletonGCN,
-                                     STCAttention, batch_norm, conv_bn, conv_init)
+from slrbench.methods.blocks.gcn import (
+    DropBlockTemporal,
+    DropGraphSpatial,
+    SkeletonGCN,
+    STCAttention,
+    batch_norm,
+    conv_bn,
+)
 
 NUM_SUBSETS = 3  # identity, inward, outward
 NORM_EPS = 0.001  # added to DecoupleA column sums (upstream ``unit_gcn.norm``)
@@ -86,7 +93,7 @@ class SLGCNConfig:
 
 
 PRESETS: dict[str, SLGCNConfig] = {
-    # methods.md §2.10: 0.210 M parameters at K = 20 on samslr_27.
+    # docs/methods/slgcn.md#presets: 0.210 M parameters at K = 20 on samslr_27.
     "tiny": SLGCNConfig(widths=(32, 32, 64, 64), strides=(1, 1, 2, 1), groups=8, drop_blocks=2),
     # Upstream Model: l1..l10, stride 2 at l5 and l8, groups 16, keep_prob in l7..l10.
     "paper": SLGCNConfig(
@@ -108,11 +115,12 @@ class DecoupledGCN(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, adjacency: Tensor, groups: int) -> None:
         super().__init__()
-        k, v, _ = adjacency.shape
+        k, _v, _ = adjacency.shape
         self.c_out, self.groups, self.num_subsets = c_out, groups, k
         # (3, groups, V, V), every group starts from the same three matrices.
         self.decouple_a = nn.Parameter(adjacency.float().unsqueeze(1).repeat(1, groups, 1, 1))
         self.linear = nn.Conv2d(c_in, c_out * k, 1)
+        assert self.linear.bias is not None  # Conv2d has a bias unless bias=False
         nn.init.normal_(self.linear.weight, 0.0, math.sqrt(0.5 / (c_out * k)))
         nn.init.constant_(self.linear.bias, 1e-6)
         self.bn0 = batch_norm(c_out * k)
@@ -217,7 +225,11 @@ class SLGCN(SkeletonGCN):
 
     def adjacency_parameters(self) -> list[nn.Parameter]:
         """The learnable DecoupleA tensors, one per block."""
-        return [block.gcn.decouple_a for block in self.blocks]
+        params = []
+        for block in self.blocks:
+            assert isinstance(block, SLGCNBlock)  # build_stages makes only SLGCNBlocks
+            params.append(block.gcn.decouple_a)
+        return params
 
     def set_adjacency_trainable(self, trainable: bool) -> None:
         """Freeze or release DecoupleA (upstream freezes it during the first

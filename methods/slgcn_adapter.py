@@ -1,9 +1,10 @@
 """SL-GCN as a benchmark method: presets, recipe, per-epoch schedules and published facts
-(methods.md §2). The network itself lives in `slrbench.methods.slgcn`.
+(docs/methods/slgcn.md). The network itself lives in `slrbench.methods.slgcn`.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from torch import nn
@@ -11,14 +12,20 @@ from torch import nn
 from slrbench.config import apply_overrides
 from slrbench.datasets.base import DatasetSpec
 from slrbench.methods.base import FusionRecipe, MethodSpec, PublishedResult
-from slrbench.methods.skeleton_adapter import (SkeletonAdapter, augment_section,
-                                              parameter_counts, recipe_text)
+from slrbench.methods.skeleton_adapter import (
+    LINEAGE_DIVERGENCES,
+    SkeletonAdapter,
+    augment_section,
+    parameter_counts,
+    recipe_text,
+)
 from slrbench.methods.slgcn import PRESETS, SLGCN, SLGCNConfig
 
 LAYOUT = "samslr_27"
 STREAMS = ("j", "b", "jm", "bm")
 
-# Per preset: stored / train-crop length and the training recipe (methods.md §2.3, §2.10).
+# Per preset: stored / train-crop length and the training recipe
+# (docs/methods/slgcn.md#training-recipe).
 # Paper crop is 120 for the WLASL/CSL joint stream and 100 otherwise; slrbench uses 100.
 RECIPES: dict[str, dict[str, Any]] = {
     "tiny": {
@@ -49,6 +56,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 
+_V2_IMAGE = "[R] SAM-SLR-v2 README image"
+_RESCORED = "[V] released score files, re-scored"
+# Upstream evaluates the configured test loader every epoch and keeps the best epoch; the
+# fusion weights are hand-set. AUTSL test labels were withheld during the challenge.
+_EPOCH_ON_EVAL = "evaluated split (best epoch)"
+_AUTSL_CLEAN = "val (test labels withheld)"
+
 SPEC = MethodSpec(
     name="slgcn",
     title="SL-GCN (SAM-SLR skeleton network)",
@@ -64,31 +78,42 @@ SPEC = MethodSpec(
     "DropGraph and DropBlockT; one model per stream (joint, bone, joint motion, bone motion), "
     "fused by a weighted logit sum. Common ancestor of DSTA-SLR and LGF-SLR.",
     divergences=(
-        "checkpoint selected on val every epoch (upstream keeps the best epoch on the reported split)",
+        "checkpoint selected on val every epoch (upstream keeps the best epoch on the reported "
+        "split)",
         "flip width x -> W - x uses the dataset's frame width (upstream hard-codes 512)",
         "random shift range scaled to 10 * W / 512 px (upstream: 10 px for 512-px AUTSL frames)",
         "paper crop window 100 for every stream (upstream: 120 for the WLASL/CSL joint stream)",
         "keep-probability decays over the first 40 % of the epochs (upstream: 100 of 250)",
         "streams are derived in the data pipeline from the joints (upstream: offline .npy files); "
         "same definitions, including the motion jump across the loop-padding seam",
+        "one device with BatchNorm statistics over the whole batch (upstream: nn.DataParallel on "
+        "2-4 GPUs, so BatchNorm statistics are per shard of 16-32 samples)",
+        *LINEAGE_DIVERGENCES,
     ),
     published=(
-        PublishedResult("wlasl2000", "4-stream fusion", "pi@1", 51.50, "[R] SAM-SLR-v2 README image", "†‡"),
-        PublishedResult("wlasl2000", "4-stream fusion", "pi@5", 84.94, "[R] SAM-SLR-v2 README image", "†‡"),
-        PublishedResult("wlasl2000", "4-stream fusion", "pc@1", 48.87, "[R] SAM-SLR-v2 README image", "†‡"),
-        PublishedResult("wlasl2000", "joint stream", "pi@1", 45.61, "[R] result-file name (epoch 222)", "†"),
+        PublishedResult("wlasl2000", "4-stream fusion", "pi@1", 51.50, _V2_IMAGE, _EPOCH_ON_EVAL,
+                        "†‡"),
+        PublishedResult("wlasl2000", "4-stream fusion", "pi@5", 84.94, _V2_IMAGE, _EPOCH_ON_EVAL,
+                        "†‡"),
+        PublishedResult("wlasl2000", "4-stream fusion", "pc@1", 48.87, _V2_IMAGE, _EPOCH_ON_EVAL,
+                        "†‡"),
+        PublishedResult("wlasl2000", "joint stream", "pi@1", 45.61,
+                        "[R] result-file name (epoch 222)", _EPOCH_ON_EVAL, "†‡"),
         PublishedResult("autsl", "4-stream, train-only, weights 1/0.9/0.5/0.5", "pi@1", 96.47,
-                        "[V] released score files re-scored (methods.md §2.7)"),
-        PublishedResult("autsl", "joint stream, train-only", "pi@1", 95.35,
-                        "[V] released score files re-scored (methods.md §2.7)"),
-        PublishedResult("slr500", "keypoints (SL-GCN)", "pi@1", 98.16, "[R] SAM-SLR README image"),
+                        _RESCORED, _AUTSL_CLEAN),
+        PublishedResult("autsl", "joint stream, train-only", "pi@1", 95.35, _RESCORED,
+                        _AUTSL_CLEAN),
+        PublishedResult("slr500", "keypoints (SL-GCN)", "pi@1", 98.16, "[R] SAM-SLR README image",
+                        _EPOCH_ON_EVAL, "†"),
     ),
     fusion=FusionRecipe(
         strategy="fixed",
         score_space="logits",
         weights={"default": {"j": 1.0, "b": 0.9, "jm": 0.5, "bm": 0.5}},
-        source="CVPR21Chal-SLR ensemble/gcn/ensemble_wo_val.py; SAM-SLR-v2 SL-GCN/ensemble/ensemble.py",
-        # hand-set upstream and reused unchanged across datasets (evaluation.md: a clean baseline)
+        source="CVPR21Chal-SLR ensemble/gcn/ensemble_wo_val.py; "
+        "SAM-SLR-v2 SL-GCN/ensemble/ensemble.py",
+        # hand-set upstream and reused unchanged across datasets (a clean baseline,
+        # docs/methods/slgcn.md#default-fusion)
         test_tuned=False,
     ),
 )
@@ -119,7 +144,9 @@ class SLGCNAdapter(SkeletonAdapter):
                 "keep_prob_decay_fraction": 0.4,
                 "adjacency_frozen_epochs": 1,  # upstream only_train_epoch
             },
-            "test_protocol": {"clips": 1, "frames": f"all {recipe['t_store']} stored", "flip": False},
+            "test_protocol": {
+                "clips": 1, "frames": f"all {recipe['t_store']} stored", "flip": False
+            },
             "decisions": [
                 "slgcn.selection=val",
                 "slgcn.flip_width=dataset",
@@ -142,7 +169,9 @@ class SLGCNAdapter(SkeletonAdapter):
             rows.append(
                 {
                     "preset": preset,
-                    "params": parameter_counts(lambda k: SLGCN(k, LAYOUT, PRESETS[preset])),
+                    "params": parameter_counts(
+                        functools.partial(SLGCN, layout=LAYOUT, config=PRESETS[preset])
+                    ),
                     "frames": f"store {recipe['t_store']} / train crop {recipe['window']}",
                     "recipe": recipe_text(recipe["train"]),
                 }

@@ -27,7 +27,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):  # noqa: ANN201 - returns the runner below
+def cli(capsys: pytest.CaptureFixture[str]):
     """Run `slrbench ARGS` in-process; returns (exit code, stdout, stderr)."""
     import sys
 

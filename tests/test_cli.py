@@ -42,18 +42,24 @@ def test_describe_synthsign_with_figure(cli, tmp_path: Path) -> None:
     [
         (["run", "--method", "nope", "--dataset", "synthsign-tiny"], ["--method", "nope", "slgcn"]),
         (["run", "--method", "slgcn", "--dataset", "nope"], ["--dataset", "nope", "synthsign"]),
-        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--streams", "j,xx"], ["--streams", "xx"]),
-        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--preset", "huge"], ["--preset", "huge", "tiny"]),
-        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--epochs", "0"], ["--epochs", "0"]),
-        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--device", "tpu"], ["--device", "tpu"]),
+        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--streams", "j,xx"],
+         ["--streams", "xx"]),
+        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--preset", "huge"],
+         ["--preset", "huge", "tiny"]),
+        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--epochs", "0"],
+         ["--epochs", "0"]),
+        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--device", "tpu"],
+         ["--device", "tpu"]),
         (["run", "--method", "slgcn", "--dataset", "autsl"], ["autsl", "no prepared local copy"]),
         (["methods", "nope"], ["nope"]),
         (["datasets", "nope"], ["nope"]),
         (["report", "--dataset", "nope"], ["nope"]),
     ],
 )
-def test_bad_input_is_one_line_exit_2(cli, tmp_path: Path, args: list[str], needles: list[str]) -> None:
-    code, _, err = cli(*args, *(["--results", str(tmp_path)] if args[0] in ("run", "report") else []))
+def test_bad_input_is_one_line_exit_2(cli, tmp_path: Path, args: list[str],
+                                      needles: list[str]) -> None:
+    results = ["--results", str(tmp_path)] if args[0] in ("run", "report") else []
+    code, _, err = cli(*args, *results)
     assert_one_line_error(code, err, *needles)
 
 
@@ -73,12 +79,14 @@ def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
     runs = sorted((results / "runs").iterdir())
     assert [json.loads((r / "run.json").read_text())["split"] for r in runs].count("test") == 1
 
-    code, out, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results), "--out", str(reports))
+    code, out, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results),
+                         "--out", str(reports))
     assert code == 0, err
     markdown = (reports / "synthsign-tiny" / "results-synthsign-tiny.md").read_text()
     assert "## Minimal pairs" in markdown and "| slgcn | jm | 0 |" in markdown
     assert (reports / "synthsign-tiny" / "results-synthsign-tiny.csv").is_file()
 
     (runs[0] / "run.json").write_text('{"record_version": 1, "run_id": ')  # torn write
-    code, _, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results), "--out", str(reports))
+    code, _, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results),
+                       "--out", str(reports))
     assert_one_line_error(code, err, str(runs[0] / "run.json"))

@@ -1,7 +1,8 @@
-"""DSTA-SLR: network, data pipeline, adapter and a short learning check (methods.md §3)."""
+"""DSTA-SLR: network, data pipeline, adapter and a short learning check (docs/methods/dsta.md)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from slrbench.datasets.registry import load_dataset
 from slrbench.datasets.skeleton import prepare_stream_arrays
 from slrbench.datasets.streams import bones_inplace
 from slrbench.errors import SlrbenchError
-from slrbench.methods.blocks import count_trainable_parameters
+from slrbench.methods.blocks.gcn import count_trainable_parameters
 from slrbench.methods.dsta import DSTA, PRESETS, DSTAConfig, build_dsta
 from slrbench.methods.dsta_adapter import (
     DSTAAdapter,
@@ -23,15 +24,15 @@ from slrbench.methods.dsta_adapter import (
     uniform_indices,
 )
 from slrbench.methods.registry import get_method
-from slrbench.runner import RunRequest, run
 from slrbench.store import RecordStore
-from slrbench.training import TrainConfig, Trainer, seed_everything
+from slrbench.training.loop import TrainConfig, Trainer, seed_everything
+from slrbench.training.runner import RunRequest, run
 
 STREAMS = ("j", "b", "jm", "bm")
 
 
 @pytest.fixture(scope="module")
-def tiny_synthsign():  # noqa: ANN201 - a slrbench Dataset
+def tiny_synthsign():
     return load_dataset("synthsign-tiny")
 
 
@@ -46,7 +47,7 @@ def tiny_synthsign():  # noqa: ANN201 - a slrbench Dataset
     ],
 )
 def test_paper_parameter_counts(k: int, expected: int, rounded: str) -> None:
-    # methods.md §3.7: exactly 8,191,286 trainable at K = 2000; 7.28 / 7.42 / 7.22 M at
+    # docs/methods/dsta.md#presets: exactly 8,191,286 trainable at K = 2000; 7.28 / 7.42 / 7.22 M at
     # K = 226 / 500 / 100 (the classifier adds 513 per class).
     n = count_trainable_parameters(build_dsta("paper", k))
     assert n == expected
@@ -65,7 +66,7 @@ def test_paper_structure_counts() -> None:
 
 
 def test_tiny_parameter_counts() -> None:
-    # methods.md §3.9 quotes 0.157 M / 0.522 M from a timing model; the faithful blocks
+    # The upstream timing model quotes 0.157 M / 0.522 M from a timing model; the faithful blocks
     # (depthwise + pointwise residual as upstream) give slightly more.
     assert count_trainable_parameters(build_dsta("tiny", 20)) == 160_029
     assert count_trainable_parameters(build_dsta("tiny-wide", 20)) == 532_329
@@ -112,7 +113,8 @@ def test_inplace_bones_by_hand() -> None:
 
 
 def test_inplace_bones_samslr27_nodes() -> None:
-    # methods.md §3.1: exactly these nodes differ from true bones; node 0 stays raw.
+    # docs/methods/dsta.md#input-pipeline: exactly these nodes differ from true bones; node 0 stays
+    # raw.
     lay = get_layout("samslr_27")
     rng = np.random.default_rng(0)
     j = rng.normal(size=(27, 3)) * 100
@@ -128,7 +130,7 @@ def test_inplace_bones_samslr27_nodes() -> None:
     np.testing.assert_allclose(out[7], j[7] - (j[5] - (j[3] - (j[1] - j[0]))))
 
 
-def test_dsta_stream_modes(tiny_synthsign) -> None:  # noqa: ANN001
+def test_dsta_stream_modes(tiny_synthsign) -> None:
     pose = tiny_synthsign.pose("val")
     joints = prepare_stream_arrays(pose.data, pose.lengths, pose.layout, "samslr_27", "j", 40)
     for stream in STREAMS:  # correct mode = the shared offline definitions
@@ -159,7 +161,7 @@ def test_temporal_sampling() -> None:
 
 
 # -------------------------------------------------------------------------------- adapter
-def test_config_decisions_and_errors(tiny_synthsign) -> None:  # noqa: ANN001
+def test_config_decisions_and_errors(tiny_synthsign) -> None:
     adapter = get_method("dsta")
     spec = tiny_synthsign.spec
     config = adapter.resolve_config("tiny", spec, "b", {})
@@ -168,7 +170,7 @@ def test_config_decisions_and_errors(tiny_synthsign) -> None:  # noqa: ANN001
     assert adapter.resolve_config("tiny", spec, "jm", {})["data"]["augment"]["shift_px"] > 0
     bug = adapter.resolve_config("tiny", spec, "b", {"data.bone_mode": "upstream_inplace"})
     assert "dsta.bone=upstream_inplace" in bug["decisions"]
-    with pytest.raises(SlrbenchError, match="data.bone_mode: found 'buggy'"):
+    with pytest.raises(SlrbenchError, match=re.escape("data.bone_mode: found 'buggy'")):
         adapter.resolve_config("tiny", spec, "b", {"data.bone_mode": "buggy"})
     with pytest.raises(SlrbenchError, match="--streams"):
         adapter.check_streams(["rgb"])
@@ -182,7 +184,7 @@ def test_config_decisions_and_errors(tiny_synthsign) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("stream", STREAMS)
-def test_stream_items_and_model_shapes(tiny_synthsign, stream: str) -> None:  # noqa: ANN001
+def test_stream_items_and_model_shapes(tiny_synthsign, stream: str) -> None:
     adapter = DSTAAdapter()
     config = adapter.resolve_config("tiny", tiny_synthsign.spec, stream, {})
     data = adapter.stream_data(tiny_synthsign, config, seed=0)
@@ -202,7 +204,7 @@ def test_stream_items_and_model_shapes(tiny_synthsign, stream: str) -> None:  # 
         assert adapter.forward(model, batch, -1, config).shape == (4, 20)
 
 
-def test_deterministic_cpu_training(tiny_synthsign, tmp_path: Path) -> None:  # noqa: ANN001
+def test_deterministic_cpu_training(tiny_synthsign, tmp_path: Path) -> None:
     adapter = DSTAAdapter()
     config = adapter.resolve_config("tiny", tiny_synthsign.spec, "j", {"train.epochs": 1})
 
@@ -229,7 +231,7 @@ def test_deterministic_cpu_training(tiny_synthsign, tmp_path: Path) -> None:  # 
 
 
 @pytest.mark.slow
-def test_tiny_learns_on_synthsign(tiny_synthsign, tmp_path: Path) -> None:  # noqa: ANN001
+def test_tiny_learns_on_synthsign(tiny_synthsign, tmp_path: Path) -> None:
     request = RunRequest(
         method=get_method("dsta"),
         dataset=tiny_synthsign,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fusion_fixtures import K, STREAMS, labels_for, make_pair, make_record, make_split
+from test_fusion_fixtures import STREAMS, K, labels_for, make_pair, make_record, make_split
 
-from slrbench import fusion as fusion_mod
 from slrbench.errors import SlrbenchError
-from slrbench.fusion import FusionOptions, StreamStack, fit_protocol
-from slrbench.fusion_engine import to_space
-from slrbench.fusion_pipeline import default_options, fuse_records
-from slrbench.fusion_records import stack_records
-from slrbench.records import validate_record
+from slrbench.fusion import strategies as fusion_mod
+from slrbench.fusion.engine import to_space
+from slrbench.fusion.pipeline import default_options, fuse_records
+from slrbench.fusion.records import stack_records
+from slrbench.fusion.strategies import FusionOptions, StreamStack, fit_protocol
 from slrbench.store import RecordStore
+from slrbench.store.records import validate_record
 
 
 class LabelTrap(StreamStack):
@@ -67,7 +67,7 @@ def test_fitting_never_reads_test_labels(strategy: str) -> None:
 def test_refusal_without_val_records() -> None:
     _, test = make_pair(with_val=False)
     options = default_options("slgcn", "synthsign-tiny", strategy="bayes", trials=5)
-    with pytest.raises(SlrbenchError, match="no val records.*--allow-test-tuning") as info:
+    with pytest.raises(SlrbenchError, match=r"no val records.*--allow-test-tuning") as info:
         fuse_records(None, test, options)
     assert "\n" not in str(info.value)
     # Fixed and mean weights fit nothing, so they need no val split.
@@ -249,7 +249,7 @@ def test_hier_recovers_the_known_optimum(level_search: str) -> None:
     mean = fit_protocol(FusionOptions("mean"), vs, ts)
     assert _top1(mean.val_fused, vs.labels) == 0.0  # 5 + 5 < 8 + 8
     options = FusionOptions("hier", level_search=level_search, trials=40,
-                            grid={s: (0.0, 0.5, 1.0) for s in streams})
+                            grid=dict.fromkeys(streams, (0.0, 0.5, 1.0)))
     result = fit_protocol(options, vs, ts)  # groups from the A_ / B_ prefixes
     assert _top1(result.val_fused, vs.labels) == 1.0
     assert _top1(result.test_fused, ts.labels) == 1.0

@@ -13,7 +13,7 @@ import pytest
 from test_fusion_fixtures import STREAMS, fill_store, make_pair
 
 from slrbench.errors import EXIT_BAD_INPUT
-from slrbench.fusion_pipeline import default_options, fuse_records
+from slrbench.fusion.pipeline import default_options, fuse_records
 from slrbench.metrics import BootstrapConfig, evaluate
 from slrbench.store import RecordStore
 
@@ -108,7 +108,7 @@ def test_ablation_tables_equal_a_per_subset_loop() -> None:
     options = default_options("slgcn", "synthsign-tiny", strategy="grid")
     outcome = fuse_records(val, test, options, ablate=("subsets", "loo", "greedy"),
                            bootstrap=BootstrapConfig(resamples=50), ci_rows=3)
-    from slrbench.fusion_records import stack_records
+    from slrbench.fusion.records import stack_records
 
     stack = stack_records(test, "logits", "test")
     fitted = outcome.result.fitted
@@ -135,14 +135,15 @@ def test_ablation_tables_equal_a_per_subset_loop() -> None:
 
 
 def test_loo_and_greedy_rows_refit_the_fusion_on_each_subset() -> None:
-    from slrbench.fusion import fit_protocol
-    from slrbench.fusion_records import stack_records
+    from slrbench.fusion.records import stack_records
+    from slrbench.fusion.strategies import fit_protocol
 
     val, test = make_pair(n_val=60, n_test=70, strengths=(1.6, 0.2, 1.0, 0.8))
     options = default_options("slgcn", "synthsign-tiny", strategy="grid")
     outcome = fuse_records(val, test, options, ablate=("loo", "greedy", "subsets"),
                            bootstrap=None)
-    val_stack, test_stack = stack_records(val, "logits", "val"), stack_records(test, "logits", "test")
+    val_stack = stack_records(val, "logits", "val")
+    test_stack = stack_records(test, "logits", "test")
     loo = outcome.tables["loo"].frame.set_index("removed")
     for removed in STREAMS:
         kept = [s for s in STREAMS if s != removed]
@@ -160,7 +161,7 @@ def test_loo_and_greedy_rows_refit_the_fusion_on_each_subset() -> None:
 def test_twelve_stream_ablation_rows_stay_readable_at_80_columns() -> None:
     from rich.console import Console
 
-    from slrbench.fusion_report import ablation_rich, compact_streams
+    from slrbench.fusion.report import ablation_rich, compact_streams
 
     streams = [f"{p}_{m}" for p in ("body", "lhand", "rhand") for m in ("j", "b", "jm", "bm")]
     assert compact_streams("body_b+body_bm+rhand_j") == "body b,bm · rhand j"

@@ -9,8 +9,7 @@ import pytest
 from scipy.special import log_softmax, softmax
 
 from slrbench.errors import SlrbenchError
-from slrbench.fusion_engine import (HitEngine, check_weights, fused_scores, hit_accuracies,
-                                    to_space)
+from slrbench.fusion.engine import HitEngine, check_weights, fused_scores, hit_accuracies, to_space
 from slrbench.metrics import evaluate, topk_hits
 
 
@@ -76,7 +75,8 @@ def test_accuracies_match_metrics_evaluate() -> None:
     ref = evaluate(fused_scores(x, w[0]), labels, bootstrap=None).metrics
     for key in ("pi@1", "pi@5", "pc@1", "pc@5"):
         assert acc[key][0] == pytest.approx(ref[key].value)
-    assert hit_accuracies({1: np.ones((1, 90), bool)}, labels)["pc@1"][0] == pytest.approx(1.0, abs=1e-12)
+    all_hits = hit_accuracies({1: np.ones((1, 90), bool)}, labels)
+    assert all_hits["pc@1"][0] == pytest.approx(1.0, abs=1e-12)
 
 
 def test_small_vocabulary_drops_top5() -> None:

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from slrbench.provenance import sha256_ids, utc_now
-from slrbench.records import RunRecord, derived_meta, meta_template, new_run_id
 from slrbench.store import RecordStore
+from slrbench.store.provenance import sha256_ids, utc_now
+from slrbench.store.records import RunRecord, derived_meta, meta_template, new_run_id
 
 STREAMS = ("j", "b", "jm", "bm")
 K = 8
@@ -59,7 +59,8 @@ def make_record(split: str, stream: str, ids: Sequence[str], labels: np.ndarray,
 
 def make_split(split: str, n: int, strengths: Sequence[float], streams: Sequence[str] = STREAMS,
                k: int = K, seed: int = 0,
-               logits_fn: Callable[[np.ndarray, int, np.random.Generator], np.ndarray] | None = None,
+               logits_fn: (Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+                           | None) = None,
                **fields) -> list[RunRecord]:
     """One record per stream of one split, each in its own row order."""
     labels = labels_for(n, k, seed + (0 if split == "test" else 1000))

@@ -1,4 +1,4 @@
-"""Tests for slrbench.metrics (evaluation.md §3 metrics, §4 uncertainty and comparisons)."""
+"""Tests for slrbench.metrics (docs/evaluation.md#metrics, #uncertainty-and-comparisons)."""
 
 from __future__ import annotations
 
@@ -310,7 +310,8 @@ def test_interval_contains_point_and_shrinks_with_n():
 
 
 def test_pi_interval_close_to_normal_approximation():
-    # AUTSL scale (evaluation.md §4.1): N = 3,742 at ~96 % -> half-width ~0.6 points.
+    # AUTSL scale (docs/evaluation.md#bootstrap-intervals): N = 3,742 at ~96 % -> half-width ~0.6
+    # points.
     n = 3742
     rng = np.random.default_rng(9)
     labels = rng.integers(0, 226, n)
@@ -482,7 +483,8 @@ def test_shape_errors():
     assert_one_line_error(evaluate, np.zeros((2, 2, 2)), [0, 1], match="scores: found shape")
     assert_one_line_error(evaluate, np.zeros((3, 4)), [0, 1], match="labels: found 2 entries")
     assert_one_line_error(evaluate, np.zeros((3, 4)), [[0, 1, 2]], match="labels: found shape")
-    assert_one_line_error(evaluate, np.zeros((3, 4)), [0, 1, 2], num_classes=5, match="num_classes=5")
+    assert_one_line_error(evaluate, np.zeros((3, 4)), [0, 1, 2], num_classes=5,
+                          match="num_classes=5")
     assert_one_line_error(paired_bootstrap, np.zeros((3, 4)), np.zeros((3, 5)), [0, 1, 2],
                     match="scores_b")
     assert_one_line_error(per_class_accuracy, [True, False], [0], 3, match="labels")

@@ -1,4 +1,4 @@
-"""Minimal-pair accuracy (slrbench.minimal_pairs) on hand-built scores."""
+"""Minimal-pair accuracy (slrbench.report.minimal_pairs) on hand-built scores."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from slrbench.errors import SlrbenchError
-from slrbench.minimal_pairs import (
+from slrbench.report.minimal_pairs import (
     minimal_pair_accuracy,
     minimal_pair_table,
     pair_kinds,
     record_minimal_pairs,
 )
-from slrbench.records import RunRecord
+from slrbench.store.records import RunRecord
 
 PAIRS = [(0, 1, "handshape"), (1, 2, "handshape"), (0, 3, "location")]
 
@@ -66,7 +66,7 @@ def test_errors() -> None:
 
 
 def test_report_rows_and_markdown() -> None:
-    from slrbench.minimal_pairs import minimal_pairs_markdown, minimal_pairs_rows
+    from slrbench.report.minimal_pairs import minimal_pairs_markdown, minimal_pairs_rows
 
     scores, labels = _scores()
     ids = np.array([f"s{i}" for i in range(5)])

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(ROOT)],
         check=True,
         capture_output=True,
     )
@@ -30,7 +31,7 @@ def test_wheel_contents(wheel: Path) -> None:
     top = {name.split("/")[0] for name in names}
     assert top == {"slrbench", next(t for t in top if t.endswith(".dist-info"))}
     for required in (
-        "slrbench/cli.py",
+        "slrbench/cli/__init__.py",
         "slrbench/methods/slgcn.py",
         "slrbench/methods/registry.py",
         "slrbench/datasets/registry.py",
@@ -44,7 +45,8 @@ def test_wheel_contents(wheel: Path) -> None:
 def test_installed_wheel_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+         str(wheel)],
         check=True,
         capture_output=True,
     )
@@ -53,11 +55,13 @@ def test_installed_wheel_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
         "import slrbench, slrbench.methods.registry as r, slrbench.datasets.registry as d;"
         "print(slrbench.__file__); print(r.get_method('slgcn').spec.name, len(d.REGISTRY))"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, check=True)
     where, summary = done.stdout.splitlines()
     assert where.startswith(str(target))
     assert summary.startswith("slgcn ")
     listed = subprocess.run(
-        [sys.executable, "-m", "slrbench", "methods"], env=env, cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "slrbench", "methods"], env=env, cwd=tmp_path, capture_output=True,
+        text=True
     )
     assert listed.returncode == 0 and "slgcn" in listed.stdout

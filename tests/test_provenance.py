@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slrbench import provenance as pv
 from slrbench.datasets.base import sha256_lines
 from slrbench.errors import SlrbenchError
+from slrbench.store import provenance as pv
 
 
 @dataclasses.dataclass
@@ -55,7 +56,7 @@ def test_hashes(tmp_path: Path) -> None:
     data = b"\x00weights" * 100_000
     f.write_bytes(data)
     assert pv.sha256_file(f) == hashlib.sha256(data).hexdigest()
-    with pytest.raises(SlrbenchError, match="nope.bin"):
+    with pytest.raises(SlrbenchError, match=re.escape("nope.bin")):
         pv.sha256_file(tmp_path / "nope.bin")
 
     ids = ["00412", "00001", "x"]
@@ -127,7 +128,7 @@ ENV_KEYS = {"python", "python_implementation", "os", "platform", "machine", "cpu
 
 def test_environment_keys_on_cpu() -> None:
     env = pv.environment("cpu")
-    assert ENV_KEYS <= set(env)
+    assert set(env) >= ENV_KEYS
     assert env["device"] == "cpu" and env["cuda"] is None and env["cudnn"] is None
     assert isinstance(env["device_name"], str) and env["device_name"]
     assert env["numpy"] == np.__version__
@@ -138,4 +139,4 @@ def test_environment_keys_on_cpu() -> None:
 def test_environment_never_raises() -> None:
     for device in (None, "bogus:7", "cuda:99", "mps"):
         env = pv.environment(device)
-        assert ENV_KEYS <= set(env)
+        assert set(env) >= ENV_KEYS

@@ -9,12 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slrbench import atomic, records
 from slrbench.errors import SlrbenchError
-from slrbench.provenance import sha256_ids, utc_now
-from slrbench.records import (RECORD_VERSION, REQUIRED_FIELDS, RunRecord, derived_meta,
-                              meta_template, new_run_id, read_record, validate_record,
-                              write_record)
+from slrbench.store import atomic, records
+from slrbench.store.provenance import sha256_ids, utc_now
+from slrbench.store.records import (
+    RECORD_VERSION,
+    REQUIRED_FIELDS,
+    RunRecord,
+    derived_meta,
+    meta_template,
+    new_run_id,
+    read_record,
+    validate_record,
+    write_record,
+)
 
 K = 7
 
@@ -103,7 +111,7 @@ def test_construction_coerces_and_refuses_numeric_ids() -> None:
     assert rec2.labels.dtype == np.int64 and rec2.scores.dtype == np.float32
     with pytest.raises(SlrbenchError, match="expected strings"):
         RunRecord(rec.meta, np.arange(5), rec.labels, rec.scores)
-    with pytest.raises(SlrbenchError, match="labels.*expected integers"):
+    with pytest.raises(SlrbenchError, match=r"labels.*expected integers"):
         RunRecord(rec.meta, rec.sample_ids, rec.labels.astype(float), rec.scores)
 
 
@@ -129,11 +137,10 @@ def test_meta_template_has_every_required_field() -> None:
 
 def test_atomic_directory_removes_temp_on_error(tmp_path: Path) -> None:
     final = tmp_path / "runs" / "r1"
-    with pytest.raises(RuntimeError):
-        with atomic.atomic_directory(final) as tmp:
-            (tmp / "run.json").write_text("{}")
-            assert tmp.parent == final.parent and tmp.name.startswith(".tmp-")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic.atomic_directory(final) as tmp:
+        (tmp / "run.json").write_text("{}")
+        assert tmp.parent == final.parent and tmp.name.startswith(".tmp-")
+        raise RuntimeError("crash mid-write")
     assert not final.exists()
     assert list((tmp_path / "runs").iterdir()) == []
 
@@ -142,13 +149,13 @@ def test_atomic_directory_refuses_existing(tmp_path: Path) -> None:
     with atomic.atomic_directory(tmp_path / "d") as tmp:
         (tmp / "f").write_text("1")
     assert (tmp_path / "d" / "f").read_text() == "1"
-    with pytest.raises(SlrbenchError, match="already exists"):
-        with atomic.atomic_directory(tmp_path / "d"):
-            pass
+    with pytest.raises(SlrbenchError, match="already exists"), \
+            atomic.atomic_directory(tmp_path / "d"):
+        pass
     # someone else creates the final name while we write: refused at commit, temp removed
-    with pytest.raises(SlrbenchError, match="already exists"):
-        with atomic.atomic_directory(tmp_path / "e") as tmp:
-            (tmp_path / "e").mkdir()
+    with pytest.raises(SlrbenchError, match="already exists"), \
+            atomic.atomic_directory(tmp_path / "e") as tmp:
+        (tmp_path / "e").mkdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "e"]
 
 
@@ -176,7 +183,7 @@ def test_invalid_record_is_never_written(tmp_path: Path) -> None:
     rec = make_record(metrics={"pi@1": {"value": float("nan")}})
     with pytest.raises(SlrbenchError, match=r"run\.json.*metrics\.pi@1\.value"):
         write_record(tmp_path, rec)
-    assert [p for p in (tmp_path / "runs").iterdir()] == []
+    assert list((tmp_path / "runs").iterdir()) == []
 
 
 def test_side_file_names_checked(tmp_path: Path) -> None:
@@ -314,7 +321,7 @@ def test_validate_record_in_memory_names_source() -> None:
     with pytest.raises(SlrbenchError, match="surrounding spaces"):
         validate_record(spaced, "z")
     bad_extra = make_record(extras={"features": np.zeros((4, 2))})
-    with pytest.raises(SlrbenchError, match="extra 'features'.*expected 5 rows"):
+    with pytest.raises(SlrbenchError, match=r"extra 'features'.*expected 5 rows"):
         validate_record(bad_extra, "z")
 
 

@@ -13,9 +13,12 @@ from slrbench.datasets.registry import load_dataset
 from slrbench.errors import SlrbenchError
 from slrbench.methods.registry import get_method
 from slrbench.metrics import BootstrapConfig, evaluate
-from slrbench.report import build_report
-from slrbench.runner import RunRequest, run
+from slrbench.report.tables import build_report
 from slrbench.store import RecordStore
+from slrbench.training.runner import RunRequest, run
+
+# Every test here reads a full default-recipe training run (minutes on 2 cores).
+pytestmark = pytest.mark.slow
 
 DATASET = "synthsign-tiny"
 

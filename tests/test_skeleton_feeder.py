@@ -1,4 +1,4 @@
-"""Skeleton arrays and feeder (SAM-SLR pipeline, methods.md §1.4–1.5)."""
+"""Skeleton arrays and feeder (docs/methods/samslr-pipeline.md)."""
 
 from __future__ import annotations
 

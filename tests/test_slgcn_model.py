@@ -1,4 +1,5 @@
-"""Graph, shared blocks and the SL-GCN model (methods.md §1.3, §2.2, §2.9–2.10)."""
+"""Graph, shared blocks and the SL-GCN model (docs/methods/samslr-pipeline.md#bones-and-graph,
+docs/methods/slgcn.md)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import pytest
 import torch
 
 from slrbench.errors import SlrbenchError
-from slrbench.methods.blocks import (
+from slrbench.methods.blocks.gcn import (
     DropBlockTemporal,
     DropGraphSpatial,
     STCAttention,
+    count_trainable_parameters,
     keep_prob_schedule,
 )
-from slrbench.methods.graph import layout_adjacency, spatial_adjacency
-from slrbench.methods.blocks import count_trainable_parameters
+from slrbench.methods.blocks.graph import layout_adjacency, spatial_adjacency
 from slrbench.methods.slgcn import (
     PRESETS,
     SLGCN,

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slrbench import records, store as store_mod
-from slrbench.atomic import StagedDirectory
 from slrbench.errors import SlrbenchError
-from slrbench.records import RunRecord, derived_meta, meta_template, new_run_id
-from slrbench.store import INDEX_FIELDS, RecordStore
+from slrbench.store import RecordStore, records
+from slrbench.store import record_store as store_mod
+from slrbench.store.atomic import StagedDirectory
+from slrbench.store.record_store import INDEX_FIELDS
+from slrbench.store.records import RunRecord, derived_meta, meta_template, new_run_id
 
 K = 5
 
@@ -83,7 +84,7 @@ def test_add_index_find_load_latest(tmp_path: Path) -> None:
     assert {r["run_id"] for r in store.find(split=("val", "test"))} == {a.run_id, b.run_id,
                                                                          c.run_id}
     assert store.find(seed=False) == []  # seed 0 is not False
-    with pytest.raises(SlrbenchError, match="unknown filter field.*colour"):
+    with pytest.raises(SlrbenchError, match=r"unknown filter field.*colour"):
         store.find(colour="red")
 
     assert store.latest()["run_id"] == b.run_id
@@ -323,4 +324,8 @@ def test_duplicate_run_id_refused(tmp_path: Path) -> None:
 
 
 def test_module_exports() -> None:
+    import slrbench.store
+
     assert store_mod.RecordStore is RecordStore
+    assert slrbench.store.RunRecord is records.RunRecord
+    assert set(slrbench.store.__all__) <= set(dir(slrbench.store))

@@ -56,7 +56,7 @@ def test_vector_streams_and_validation() -> None:
     assert set(S.STREAM_NAMES) == set(S.STREAMS)
     assert S.validate_streams(["bm", "j", "bm"]) == ("bm", "j")
     assert S.validate_streams("b") == ("b",)
-    with pytest.raises(SlrbenchError, match="'jb'.*j, b, jm, bm"):
+    with pytest.raises(SlrbenchError, match=r"'jb'.*j, b, jm, bm"):
         S.validate_streams(["j", "jb"])
     with pytest.raises(SlrbenchError):
         S.validate_streams([])

@@ -28,7 +28,8 @@ from slrbench.datasets.synthsign.phonology import (
 from slrbench.errors import SlrbenchError
 
 # A few seconds' worth of data for the tests that generate repeatedly.
-SMALL = dict(n_classes=8, n_train_signers=3, n_val_signers=1, n_test_signers=2, repetitions=1)
+SMALL = {"n_classes": 8, "n_train_signers": 3, "n_val_signers": 1, "n_test_signers": 2,
+         "repetitions": 1}
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +99,7 @@ def test_cache_hit_does_not_regenerate(tmp_path: Path) -> None:
     mtimes = [p.stat().st_mtime_ns for p in files]
     count = dataset_mod.GENERATION_COUNT
     b = load_synthsign("tiny", seed=1, cache_dir=tmp_path, **SMALL)
-    assert not b.generated and dataset_mod.GENERATION_COUNT == count
+    assert not b.generated and count == dataset_mod.GENERATION_COUNT
     assert [p.stat().st_mtime_ns for p in files] == mtimes
     np.testing.assert_array_equal(a.pose("test").data, b.pose("test").data)
     np.testing.assert_array_equal(a.sensor("test").lengths, b.sensor("test").lengths)
@@ -132,7 +133,7 @@ def test_corrupt_cache_is_regenerated_with_a_warning(tmp_path: Path) -> None:
 
 def test_interrupted_write_leaves_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                            ) -> None:
-    def boom(fh, **arrays):  # noqa: ANN001, ANN003 - np.savez signature
+    def boom(fh, **arrays):
         fh.write(b"partial")
         raise KeyboardInterrupt
 
@@ -163,7 +164,7 @@ def test_tiny_spec_and_split_sizes(tiny: SynthSign) -> None:
     for key in ("preset", "seed", "config_sha256", "cache_dir"):
         assert key in spec.extra
     assert spec.extra["config_sha256"] == tiny.config.sha256()
-    all_ids = sum((list(v) for v in spec.splits.values()), [])
+    all_ids = [i for v in spec.splits.values() for i in v]
     assert len(set(all_ids)) == len(all_ids)
     assert all(re.fullmatch(r"sg\d{2}_\d{5}", i) for i in all_ids)
     for split in ("train", "val", "test"):
@@ -217,7 +218,7 @@ def test_glosses_are_unique_wlasl_v03_glosses(tiny: SynthSign, shared_dir: Path)
         idx, gloss = line.split("\t")
         wlasl[gloss] = int(idx)
     assert wlasl.get("losear") == 163
-    wlasl["lose"] = wlasl.pop("losear")  # v0.3 spelling (datasets.md §3.1)
+    wlasl["lose"] = wlasl.pop("losear")  # v0.3 spelling (docs/datasets/wlasl.md#classes)
     clusters = gloss_clusters()
     glosses = [g for gs in clusters.values() for g in gs]
     assert len(clusters) >= 25 and len(glosses) >= 100

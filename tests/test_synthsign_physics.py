@@ -113,7 +113,7 @@ def test_double_integrated_imu_matches_the_2d_wrist(clean: SynthSign) -> None:
                                                              axis=0)])
         pos = np.concatenate([np.zeros((1, 2, 3)), np.cumsum(0.5 * (vel[1:] + vel[:-1]) * dt,
                                                              axis=0)])
-        step = int(round(sensor.rate_hz / clean.spec.fps))
+        step = round(sensor.rate_hz / clean.spec.fps)
         pos_v = pos[::step][:T]  # at the video frames
         tv = np.arange(T) / clean.spec.fps
         for h, joint in ((0, 9), (1, 10)):
@@ -136,8 +136,8 @@ def test_double_integrated_imu_matches_the_2d_wrist(clean: SynthSign) -> None:
 
 
 def test_noise_switches_off_independently(tmp_path: Path) -> None:
-    small = dict(n_classes=4, n_train_signers=2, n_val_signers=1, n_test_signers=1,
-                 repetitions=1)
+    small = {"n_classes": 4, "n_train_signers": 2, "n_val_signers": 1, "n_test_signers": 1,
+             "repetitions": 1}
     noisy = load_synthsign("tiny", seed=4, cache_dir=tmp_path, **small)
     quiet = SynthSign(noisy.config.noise_free(), cache_dir=tmp_path).prepare()
     # Same motion underneath; only the measurement noise differs.

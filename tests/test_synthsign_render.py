@@ -11,7 +11,8 @@ import pytest
 from slrbench.datasets.synthsign import SynthSign, load_synthsign
 from slrbench.datasets.synthsign.figure import plot_samples
 
-SMALL = dict(n_classes=4, n_train_signers=2, n_val_signers=1, n_test_signers=1, repetitions=1)
+SMALL = {"n_classes": 4, "n_train_signers": 2, "n_val_signers": 1, "n_test_signers": 1,
+         "repetitions": 1}
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ left shoulder on the image's right.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,12 @@ def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
     return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
 
 
+def _floats3(values: Iterable[float]) -> tuple[float, float, float]:
+    """Three values as a tuple of Python floats (colours, per-axis biases)."""
+    x, y, z = (float(v) for v in values)
+    return x, y, z
+
+
 def sample_signers(cfg: SynthSignConfig, rng: np.random.Generator) -> list[Signer]:
     """`cfg.n_signers` signers with ids sg00..; splits are disjoint by construction."""
     n = cfg.n_signers
@@ -76,7 +83,7 @@ def sample_signers(cfg: SynthSignConfig, rng: np.random.Generator) -> list[Signe
             split_of[i] = split
         # Left-dominant signers in every split that can have one (train and test at least),
         # so mirroring is both learnable and tested.
-        n_left = int(round(cfg.left_handed_rate * c))
+        n_left = round(cfg.left_handed_rate * c)
         if cfg.left_handed_rate > 0 and split != "val" and c >= 2:
             n_left = max(n_left, 1)
         left.update(int(i) for i in rng.permutation(members)[:n_left])
@@ -105,12 +112,12 @@ def sample_signers(cfg: SynthSignConfig, rng: np.random.Generator) -> list[Signe
             offset_px=(float(rng.normal(0, 12 * v)), float(rng.normal(0, 10 * v))),
             speed=float(np.exp(rng.normal(0, cfg.speed_variation))),
             amplitude=float(np.exp(rng.normal(0, cfg.amplitude_variation))),
-            location_bias=tuple(float(x) for x in rng.normal(0, cfg.location_bias_m, 3)),
+            location_bias=_floats3(rng.normal(0, cfg.location_bias_m, 3)),
             shape_bias=tuple(float(x) for x in rng.normal(0, cfg.sloppiness, N_SHAPE)),
             swivel=float(rng.normal(0, 0.15 * v)),
-            skin=tuple(float(x) for x in skin),
-            shirt=tuple(float(x) for x in shirt),
-            hair=tuple(float(x) for x in hair),
+            skin=_floats3(skin),
+            shirt=_floats3(shirt),
+            hair=_floats3(hair),
             scene_seed=int(rng.integers(2**31)),
         ))
     return signers

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from slrbench.config import check_fields
 from slrbench.errors import SlrbenchError
 
 # Bump whenever the generator's output for a given config changes (new cache key).
@@ -117,11 +118,7 @@ class SynthSignConfig:
         if name not in PRESETS:
             raise SlrbenchError(f"SynthSign preset '{name}' is unknown; expected one of "
                                 f"{sorted(PRESETS)}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise SlrbenchError(f"SynthSignConfig: unknown field '{unknown[0]}'; expected one "
-                                f"of {sorted(known)}")
+        check_fields(cls, overrides, "SynthSignConfig")
         values: dict[str, Any] = {**PRESETS[name], **overrides, "preset_name": name,
                                   "seed": int(seed)}
         return cls(**values)

@@ -15,15 +15,15 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from filelock import FileLock
 
 from slrbench import paths
-from slrbench.atomic import atomic_write_with
 from slrbench.datasets.base import SPLITS, DatasetSpec, PoseArrays, SensorArrays
 from slrbench.errors import SlrbenchError
+from slrbench.store.atomic import atomic_write_with
 
 from . import artefacts, imu
 from .body import Signer, sample_signers
@@ -159,7 +159,7 @@ class SynthSign:
 
     @property
     def max_imu_samples(self) -> int:
-        return int(round(self.config.max_frames * self.config.imu_rate_hz / self.config.fps))
+        return round(self.config.max_frames * self.config.imu_rate_hz / self.config.fps)
 
     def _seeds(self, x: _Sample) -> list[np.random.SeedSequence]:
         """[motion, pose artefacts, IMU noise, RGB] streams of one sample."""
@@ -213,8 +213,11 @@ class SynthSign:
             payload = {"pose": pose, "pose_lengths": lp, "sensor": sensor, "sensor_lengths": ls,
                        "ids": np.array(self.spec.splits[split], dtype=str),
                        "labels": self.labels(split)}
-            atomic_write_with(self.cache_path / _POSE_FILE.format(split=split),
-                          lambda fh, p=payload: np.savez(fh, **p))
+
+            def write(fh: BinaryIO, p: dict[str, Any] = payload) -> None:
+                np.savez(fh, **p)
+
+            atomic_write_with(self.cache_path / _POSE_FILE.format(split=split), write)
         meta = {
             "generator_version": GENERATOR_VERSION,
             "config_sha256": self.config_sha256,

@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from . import layout as L  # noqa: E402
-from .dataset import SynthSign  # noqa: E402
+from . import layout as L
+from .dataset import SynthSign
 
 _HAND_COLOURS = {L.LEFT_HAND: "tab:green", L.RIGHT_HAND: "tab:red"}
 

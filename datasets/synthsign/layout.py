@@ -1,4 +1,5 @@
-"""COCO-WholeBody 133 index layout (datasets.md §9.1) and the subsets SynthSign uses."""
+"""COCO-WholeBody 133 index layout (docs/formats/keypoint-layouts.md#coco-wholebody-133) and the
+subsets SynthSign uses."""
 
 from __future__ import annotations
 

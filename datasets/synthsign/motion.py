@@ -90,8 +90,8 @@ class _Plan:
     swivel: np.ndarray  # (2,) per-hand elbow swivel (canonical)
 
 
-def _location_centre(loc: str, body: Body, s: Signer, two_sym: bool, base_nd: np.ndarray
-                     ) -> np.ndarray:
+def _location_centre(loc: str, body: Body, s: Signer, two_sym: bool,
+                     base_nd: np.ndarray | None) -> np.ndarray:
     """Where the dominant hand's centre goes (canonical right-hand side; x < 0 is ipsilateral)."""
     hc, k = body.head_center, s.head_scale
     sh = body.shoulder_half
@@ -225,7 +225,8 @@ def plan_sample(ci: ClassInfo, s: Signer, body: Body, cfg: SynthSignConfig,
     rows: list[np.ndarray] = []
     nd_drift = rng.normal(0, 0.01, (len(seq_arr) + 3, 3))
 
-    def row(p_d, p_n, rv_d, rv_n, w_d, w_n) -> np.ndarray:
+    def row(p_d: np.ndarray, p_n: np.ndarray, rv_d: np.ndarray, rv_n: np.ndarray, w_d: float,
+            w_n: float) -> np.ndarray:
         return np.concatenate([p_d, p_n, rv_d, rv_n, [w_d, w_n]])
 
     rows.append(row(rest, rest, rv_rest_dom, rv_rest_nd, 0.0, 0.0))
@@ -267,7 +268,7 @@ def plan_sample(ci: ClassInfo, s: Signer, body: Body, cfg: SynthSignConfig,
     hold0, hold1 = rng.uniform(0.02, 0.16), rng.uniform(0.0, 0.08)
     durs_arr = np.asarray(durs)
     total = hold0 + durs_arr.sum() + hold1
-    n_frames = int(round(total * cfg.fps)) + 1
+    n_frames = round(total * cfg.fps) + 1
     target = int(np.clip(n_frames, cfg.min_frames, cfg.max_frames))
     if target != n_frames:  # too fast/slow for the clip limits: retime the whole performance
         k = (target - 1) / (total * cfg.fps)
@@ -312,7 +313,7 @@ def synthesize(ci: ClassInfo, s: Signer, cfg: SynthSignConfig, seed: np.random.S
     mirror = s.left_handed
 
     T = plan.n_frames
-    S = int(round(T * cfg.imu_rate_hz / cfg.fps))
+    S = round(T * cfg.imu_rate_hz / cfg.fps)
     t_video = np.arange(T) / cfg.fps
     t_imu = np.arange(S) / cfg.imu_rate_hz
     t_all = np.concatenate([t_video, t_imu])

@@ -229,6 +229,7 @@ def assign_glosses(family_ids: list[int], semantic_rate: float,
             out.extend((str(pool[c].pop()), c) for _ in range(k))
             continue
         nonempty = [c for c in names if pool[c]]
+        picks: np.ndarray | list[str]
         if len(nonempty) >= k:
             # Prefer the fullest clusters so semantic families later still find room.
             weights = np.array([len(pool[c]) for c in nonempty], float)

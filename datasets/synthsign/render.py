@@ -11,7 +11,7 @@ side light) and sensor noise is added. Hands are evaluated on small per-frame pa
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def _window(size: int, pts: np.ndarray, margin: float) -> tuple[slice, slice, _C
 
 
 def _capsule(c: _Canvas, a: np.ndarray, b: np.ndarray, ra: np.ndarray | float,
-             rb: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
+             rb: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray | np.float32]:
     """SDF (F, H, W) of a tapered capsule a->b (a, b: (F, 2); radii in pixels) and the local
     radius (for shading)."""
     ax, ay = a[:, 0, None, None].astype(_F32), a[:, 1, None, None].astype(_F32)
@@ -103,6 +103,7 @@ def _polygon(c: _Canvas, verts: np.ndarray) -> np.ndarray:
         di = ((c.x - v[:, i, 0, None, None]) * nx[:, i, None, None]
               + (c.y - v[:, i, 1, None, None]) * ny[:, i, None, None])
         d = di if d is None else np.maximum(d, di)
+    assert d is not None  # a polygon has vertices
     return d
 
 
@@ -111,11 +112,11 @@ def _alpha(sdf: np.ndarray, aa: float) -> np.ndarray:
 
 
 def _paint(img: np.ndarray, sdf: np.ndarray, colour: np.ndarray, aa: float,
-           rim: np.ndarray | float | None = None, rim_dark: float = 0.35) -> None:
+           rim: np.ndarray | float | np.float32 | None = None, rim_dark: float = 0.35) -> None:
     """Composite a shape in place; `rim` (pixels) darkens a band inside the edge (shading and
     outlines that separate overlapping parts)."""
     a = _alpha(sdf, aa)
-    col = np.asarray(colour, _F32)
+    col: np.ndarray = np.asarray(colour, _F32)
     if rim is not None:
         inner = np.clip(-sdf / np.maximum(rim, 0.5), 0.0, 1.0)
         shade = (1.0 - rim_dark) + rim_dark * np.sqrt(inner)
@@ -132,7 +133,7 @@ def _scene_background(size: int, scene_seed: int, clutter: int) -> np.ndarray:
     """(size, size, 3) float background of one signer's room: a wall gradient and clutter.
     Cached (read-only) because every clip of a signer shares it."""
     rng = np.random.default_rng(scene_seed)
-    ys, xs = np.mgrid[0:size, 0:size].astype(_F32) + 0.5
+    ys, _xs = np.mgrid[0:size, 0:size].astype(_F32) + 0.5
     t = ys / size
     top, bottom = rng.uniform(0.25, 0.85, 3), rng.uniform(0.2, 0.75, 3)
     img = (top * (1 - t[..., None]) + bottom * t[..., None]).astype(_F32)
@@ -223,6 +224,7 @@ def _hand_layers(img: np.ndarray, pts: np.ndarray, depth: np.ndarray, px_m: floa
     wrist, _ = _capsule(c, pts[:, 0], pts[:, 0] + (pts[:, 0] - pts[:, 9]) * 0.25, 1.9 * r_f)
     palm = np.minimum(palm, wrist)
     skin = np.asarray(skin, _F32)
+    assert sdf_b is not None and sdf_f is not None  # `bones` is not empty
     _paint(patch, sdf_b, skin * 0.92, aa, rim=0.5 * r_f, rim_dark=0.45)
     _paint(patch, palm, skin, aa, rim=1.2 * r_f, rim_dark=0.3)
     _paint(patch, sdf_f, skin, aa, rim=0.5 * r_f, rim_dark=0.45)
@@ -239,7 +241,8 @@ class _Painter:
         self.aa = aa
 
     def __call__(self, pts: np.ndarray, margin: float,
-                 sdf_fn: Callable[[_Canvas], np.ndarray | tuple[np.ndarray, np.ndarray]],
+                 sdf_fn: Callable[[_Canvas],
+                                  np.ndarray | tuple[np.ndarray, np.ndarray | np.float32]],
                  colour: np.ndarray, rim: float | str | None = None, rim_dark: float = 0.35
                  ) -> None:
         """`pts` (F, k, 2) bound the shape (with `margin` pixels); `sdf_fn(canvas)` returns
@@ -251,6 +254,7 @@ class _Painter:
         out = sdf_fn(c)
         sdf, local_r = out if isinstance(out, tuple) else (out, None)
         rim_v = local_r if (rim == "radius" and local_r is not None) else rim
+        assert not isinstance(rim_v, str)  # rim="radius" needs an sdf_fn that returns a radius
         _paint(self.img[:, rows, cols], sdf, colour, self.aa, rim_v, rim_dark)
 
 
@@ -322,13 +326,14 @@ def render_clip(motion: Motion, frames: np.ndarray, size: int, cfg: SynthSignCon
     feat = max(0.5, 0.006 * hs)
     for eye in (slice(36, 42), slice(42, 48)):
         ec = face[:, eye].mean(1)
-        paint(ec[:, None], 0.012 * hs, lambda c, ec=ec: _ellipse(c, ec, 0.011 * hs, 0.006 * hs,
-                                                                  roll), np.full(3, 0.95))
-        paint(ec[:, None], 0.006 * hs, lambda c, ec=ec: _ellipse(c, ec, 0.0055 * hs,
-                                                                 0.0055 * hs), hair * 0.4)
+        paint(ec[:, None], 0.012 * hs,
+              partial(_ellipse, centre=ec, rx=0.011 * hs, ry=0.006 * hs, angle=roll),
+              np.full(3, 0.95))
+        paint(ec[:, None], 0.006 * hs, partial(_ellipse, centre=ec, rx=0.0055 * hs, ry=0.0055 * hs),
+              hair * 0.4)
     for a, b in ((17, 21), (22, 26)):
-        paint(face[:, [a, b]], feat, lambda c, a=a, b=b: _capsule(c, face[:, a], face[:, b],
-                                                                  0.7 * feat), hair * 0.7)
+        paint(face[:, [a, b]], feat, partial(_capsule, a=face[:, a], b=face[:, b], ra=0.7 * feat),
+              hair * 0.7)
     paint(face[:, [27, 30]], feat, lambda c: _capsule(c, face[:, 27], face[:, 30], 0.9 * feat),
           skin * 0.82)
     mouth_c = face[:, [48, 54, 51, 57]].mean(1)

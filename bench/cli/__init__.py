@@ -1,0 +1,53 @@
+"""The `slrbench` command line (Typer + rich): one thin module per command.
+
+User errors surface as one line on stderr and exit code 2 (`SlrbenchError`); everything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from slrbench.cli import datasets, fuse, methods, report, run
+from slrbench.cli.common import error_console
+from slrbench.errors import EXIT_BAD_INPUT, SlrbenchError
+
+app = typer.Typer(
+    name="slrbench",
+    help="Benchmark and leaderboard harness for isolated sign language recognition.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for module in (datasets, methods, run, fuse, report):
+    name = module.__name__.rpartition(".")[2]
+    app.command(name)(getattr(module, name))
+
+# Typer >= 0.2x vendors click; reach its ClickException through a public subclass. Typed as
+# type[Any]: its module (click or typer._click) depends on the typer version, so no import names it.
+ClickException: type[Any] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+def main() -> None:
+    """Console entry point: one-line errors and exit code 2 for bad input."""
+    try:
+        app(standalone_mode=False)
+    except SlrbenchError as error:
+        error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        error_console.print("interrupted: run the same command with --resume to continue")
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]

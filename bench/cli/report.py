@@ -1,0 +1,40 @@
+"""`slrbench report`: tables of a dataset's stored records (`slrbench.report`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from slrbench.cli.common import ResultsOption, console, open_store, split_list
+from slrbench.errors import SlrbenchError
+
+
+def report(
+    dataset: Annotated[str, typer.Option(help="Dataset name.")],
+    split: Annotated[
+        str, typer.Option(help="Split to report (the reported split is test).")
+    ] = "test",
+    results: ResultsOption = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default ./reports or $SLRBENCH_REPORTS).")
+    ] = None,
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: md, csv.")] = "md,csv",
+) -> None:
+    """Tabulate the stored records of a dataset: rich table, Markdown and CSV."""
+    from slrbench.datasets.registry import get_entry
+    from slrbench.paths import reports_dir
+    from slrbench.report import REPORT_FORMATS, build_report
+
+    get_entry(dataset)
+    chosen = split_list(formats) or []
+    if not chosen or any(f not in REPORT_FORMATS for f in chosen):
+        raise SlrbenchError(
+            f"--format: found '{formats}', expected a comma-separated subset of "
+            f"{', '.join(REPORT_FORMATS)}"
+        )
+    written = build_report(open_store(results), dataset, split, out or reports_dir(), chosen,
+                           console)
+    for path in written:
+        console.print(f"wrote {path}")

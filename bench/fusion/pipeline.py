@@ -1,0 +1,137 @@
+"""`fuse` end to end: input records -> fitted fusion -> ablations -> fused records in the store.
+
+    from slrbench.fusion.pipeline import default_options, fuse_from_store
+    outcome = fuse_from_store(store, "slgcn", "synthsign-tiny",
+                              default_options("slgcn", "synthsign-tiny", strategy="bayes"),
+                              ablate=("loo", "subsets"))
+    outcome.records["test"].metrics["pi@1"]
+
+`fuse_records` does the same for records already in hand (tests, notebooks); with `store=None`
+nothing is written.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slrbench.fusion.ablation import (
+    DEFAULT_CI_ROWS,
+    AblationTable,
+    ablation_summary,
+    check_kinds,
+    run_ablations,
+    write_tables,
+)
+from slrbench.fusion.records import (
+    FUSED_PREFIX,
+    build_fused_record,
+    check_pairs,
+    fusion_config,
+    new_fused_run_id,
+    select_records,
+    stack_records,
+)
+from slrbench.fusion.strategies import FusionOptions, FusionResult, fit_protocol
+from slrbench.methods.base import FusionRecipe
+from slrbench.metrics import BootstrapConfig
+from slrbench.store.provenance import utc_now
+from slrbench.store.record_store import RecordStore
+from slrbench.store.records import RunRecord, validate_record
+
+# The default bootstrap settings; BootstrapConfig is frozen, so one shared instance is safe.
+_DEFAULT_BOOTSTRAP = BootstrapConfig()
+
+
+def method_recipe(method: str) -> tuple[FusionRecipe | None, tuple[str, ...]]:
+    """(fusion recipe, stream order) of a registered method; (None, ()) for unknown methods
+    (e.g. imported upstream records)."""
+    from slrbench.methods.registry import METHOD_NAMES, get_method
+
+    if method not in METHOD_NAMES:
+        return None, ()
+    spec = get_method(method).spec
+    return spec.fusion, tuple(spec.streams)
+
+
+def default_options(method: str, dataset: str, strategy: str | None = None,
+                    space: str | None = None, **settings: Any) -> FusionOptions:
+    """Options with the method's recipe: its strategy and score space unless overridden
+    (no recipe: mean of logits)."""
+    recipe, _ = method_recipe(method)
+    return FusionOptions(
+        strategy=strategy or (recipe.strategy if recipe else "mean"),
+        space=space or (recipe.score_space if recipe else "logits"),
+        recipe=recipe, dataset=dataset, **settings)
+
+
+@dataclass
+class FusionOutcome:
+    result: FusionResult
+    records: dict[str, RunRecord]  # split -> fused record
+    inputs: dict[str, list[RunRecord]]  # split -> input records
+    tables: dict[str, AblationTable] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)  # split -> run dir (when stored)
+
+
+def fuse_records(val_records: Sequence[RunRecord] | None, test_records: Sequence[RunRecord],
+                 options: FusionOptions, store: RecordStore | None = None,
+                 ablate: Sequence[str] = (),
+                 bootstrap: BootstrapConfig | None = _DEFAULT_BOOTSTRAP,
+                 ci_rows: int = DEFAULT_CI_ROWS) -> FusionOutcome:
+    """Fit on val, apply to val and test, ablate, and (with a store) write both fused records;
+    nothing is written unless both records validate."""
+    started, tic = utc_now(), time.perf_counter()
+    options.check()
+    val_records = list(val_records) if val_records else None
+    if val_records:
+        check_pairs(val_records, test_records)
+    test = stack_records(test_records, options.space, "test")
+    val = stack_records(val_records, options.space, "val") if val_records else None
+    kinds = check_kinds(ablate, len(test.streams), val is not None, options.allow_test_tuning)
+    result = fit_protocol(options, val, test)
+    # Test labels are read from here on only: fitting is done.
+    tables = run_ablations(kinds, result, val, test, bootstrap, ci_rows)
+    summary = ablation_summary(tables, result, ci_rows) if tables else None
+    config = fusion_config(result, test_records, val_records)
+    stream = f"{FUSED_PREFIX}:{options.strategy}"
+    pair: dict[str, str | None] = {
+        "val": new_fused_run_id(val_records, "val", stream, config) if val_records else None,
+        "test": new_fused_run_id(test_records, "test", stream, config),
+    }
+    records: dict[str, RunRecord] = {}
+    if val is not None and val_records and result.val_fused is not None:
+        records["val"] = build_fused_record(result, "val", val_records, val, result.val_fused,
+                                            pair["val"] or "", config, pair, bootstrap, started,
+                                            tic)
+    records["test"] = build_fused_record(result, "test", test_records, test, result.test_fused,
+                                         pair["test"] or "", config, pair, bootstrap, started,
+                                         tic, summary)
+    inputs = {"test": list(test_records), **({"val": val_records} if val_records else {})}
+    outcome = FusionOutcome(result, records, inputs, tables)
+    if store is not None:
+        for split, record in records.items():
+            validate_record(record, f"fused {split} record {record.run_id}")
+        with tempfile.TemporaryDirectory(prefix="slrbench-ablation-") as tmp:
+            side = write_tables(tables, summary, Path(tmp)) if tables and summary else {}
+            if "val" in records:
+                outcome.paths["val"] = store.add(records["val"])
+            outcome.paths["test"] = store.add(records["test"], side_files=side)
+    return outcome
+
+
+def fuse_from_store(store: RecordStore, method: str, dataset: str, options: FusionOptions,
+                    streams: Sequence[str] | None = None, input_seed: int | None = None,
+                    ablate: Sequence[str] = (),
+                    bootstrap: BootstrapConfig | None = _DEFAULT_BOOTSTRAP,
+                    ci_rows: int = DEFAULT_CI_ROWS, write: bool = True) -> FusionOutcome:
+    """Fuse the newest stream records of `method` on `dataset` and store the fused records."""
+    _, order = method_recipe(method)
+    options.check()  # bad options fail before any record is read
+    val, test = select_records(store, method, dataset, streams, input_seed, order)
+    return fuse_records(val, test, options, store if write else None, ablate, bootstrap,
+                        ci_rows)

@@ -1,0 +1,31 @@
+"""The integrity marks every table shows beside a number (docs/evaluation.md#marks-in-tables).
+
+They are derived from record fields only, so the terminal table, the Markdown report and the
+fusion section can never disagree about which number is clean.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FLAG_NOTES = {
+    "†": "checkpoint or fusion weights selected on the reported split",
+    "‡": "reported split possibly val + test merged",
+    "*": "extra training data or external pre-training",
+    "◊": "slrbench reconstruction (no upstream code)",
+}
+
+
+def record_flags(meta: dict[str, Any], split: str) -> str:
+    """The marks that apply to one record when it is reported on ``split``."""
+    flags = ""
+    if meta.get("test_tuned") or meta.get("selection_split") == split:
+        flags += "†"
+    if meta.get("val_test_merged"):
+        flags += "‡"
+    protocol = meta.get("test_protocol") or {}
+    if protocol.get("extra_data") or protocol.get("external_pretraining"):
+        flags += "*"
+    if meta.get("reconstruction"):
+        flags += "◊"
+    return flags

@@ -1,0 +1,235 @@
+"""Tables from stored records: a rich table on the terminal, Markdown and CSV under reports/.
+
+Reports read only the record store (docs/evaluation.md#principles: score from stored outputs, never
+re-run a model). Every row carries chance level, n_eval / n_official, the selection split and the
+marks of docs/evaluation.md#marks-in-tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from slrbench.errors import SlrbenchError
+from slrbench.fusion.report import fusion_section, rich_section
+from slrbench.marks import FLAG_NOTES, record_flags
+from slrbench.metrics import METRIC_LABELS
+from slrbench.report.minimal_pairs import (
+    dataset_minimal_pairs,
+    minimal_pairs_markdown,
+    minimal_pairs_rich,
+    minimal_pairs_rows,
+)
+from slrbench.store.atomic import atomic_write_text
+from slrbench.store.record_store import RecordStore
+from slrbench.store.records import read_meta
+
+REPORT_FORMATS = ("md", "csv")
+HEADLINE_METRICS = ("pi@1", "pi@5", "pc@1", "pc@5")
+EXTRA_METRICS = ("pc_union@1", "nll", "ece")
+PERCENT_METRICS = frozenset({"pi@1", "pi@5", "pc@1", "pc@5", "pc_union@1", "ece"})
+def format_metric(metric: dict[str, Any] | None, key: str) -> str:
+    if not metric:
+        return "–"
+    scale = 100.0 if key in PERCENT_METRICS else 1.0
+    digits = 2 if key in PERCENT_METRICS else 3
+    value = f"{metric['value'] * scale:.{digits}f}"
+    if metric.get("ci_low") is None:
+        return value
+    return (f"{value} [{metric['ci_low'] * scale:.{digits}f}, "
+            f"{metric['ci_high'] * scale:.{digits}f}]")
+
+
+def _latest_metas(store: RecordStore, dataset: str, split: str) -> list[dict[str, Any]]:
+    """The newest record per (method, preset, stream, seed, config): re-runs supersede."""
+    rows = store.find(dataset=dataset, split=split)
+    corrupt = store.corrupt_runs()
+    if corrupt:
+        # A leaderboard must not silently drop a record it cannot read.
+        reason = next(iter(corrupt.values()))
+        raise SlrbenchError(
+            f"{reason} ({len(corrupt)} unreadable run dir(s); repair or remove them)"
+        )
+    if not rows:
+        raise SlrbenchError(
+            f"--dataset {dataset}: no {split} records in {store.root}; "
+            f"run `slrbench run --method slgcn --dataset {dataset}` first"
+        )
+    frame = pd.DataFrame(rows).sort_values("finished_at")
+    keys = ["method", "preset", "stream", "seed", "config_sha256"]
+    latest = frame.groupby(keys, sort=False, dropna=False).tail(1)
+    metas = [read_meta(Path(path)) for path in latest["path"]]
+    # Paths are attached before sorting so each row links to its own record.
+    for meta, path in zip(metas, latest["path"]):
+        meta["_path"] = str(path)
+    # Fused records may lack a common preset or seed: None sorts first instead of failing.
+    metas.sort(key=lambda m: (m["method"], m["preset"] or "", _stream_order(m),
+                              -1 if m["seed"] is None else m["seed"]))
+    return metas
+
+
+def _stream_order(meta: dict[str, Any]) -> tuple[int, str]:
+    order = meta.get("config", {}).get("stream_order") or []
+    stream = meta["stream"]
+    return (order.index(stream) if stream in order else len(order), stream)
+
+
+def flat_rows(metas: Iterable[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+    rows = []
+    for meta in metas:
+        metrics = meta.get("metrics", {})
+        row: dict[str, Any] = {
+            "method": meta["method"],
+            "preset": meta["preset"],
+            "stream": meta["stream"],
+            "seed": meta["seed"],
+        }
+        for key in HEADLINE_METRICS + EXTRA_METRICS:
+            metric = metrics.get(key)
+            scale = 100.0 if key in PERCENT_METRICS else 1.0
+            row[key] = None if metric is None else metric["value"] * scale
+            row[f"{key}_lo"] = (
+                None if not metric or metric.get("ci_low") is None else metric["ci_low"] * scale
+            )
+            row[f"{key}_hi"] = (
+                None if not metric or metric.get("ci_high") is None else metric["ci_high"] * scale
+            )
+        row.update(
+            {
+                "n_eval": meta["n_eval"],
+                "n_official": meta["n_official"],
+                "classes_present": meta["classes_present"],
+                "num_classes": meta["num_classes"],
+                "selection_split": meta["selection_split"],
+                "selected_epoch": meta.get("selected_epoch"),
+                "tuned_on": (meta.get("fusion") or {}).get("tuned_on", ""),
+                "flags": record_flags(meta, split),
+                "params": meta.get("params"),
+                "config_sha256": meta["config_sha256"][:12],
+                "run_id": meta["run_id"],
+                "record": meta["_path"],
+            }
+        )
+        rows.append(row)
+    return rows
+
+
+def _chance_line(num_classes: int) -> str:
+    return (f"chance: P-I@1 {100 / num_classes:.2f} %, "
+            f"P-I@5 {100 * min(5, num_classes) / num_classes:.2f} %")
+
+
+def _rich_table(metas: list[dict[str, Any]], split: str, dataset: str) -> Table:
+    # Compact enough for 80 columns: the CI sits under its value, preset and seed under the
+    # run name; the Markdown and CSV files carry every field.
+    selections = sorted({m["selection_split"] for m in metas})
+    table = Table(
+        title=f"{dataset} · {split} split (%, 95 % CI below)",
+        caption=f"{_chance_line(metas[0]['num_classes'])} · selection on {', '.join(selections)}",
+    )
+    table.add_column("method:stream", no_wrap=True)
+    for key in HEADLINE_METRICS:
+        table.add_column(METRIC_LABELS[key], justify="right", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("flags", no_wrap=True)
+    for meta in metas:
+        metrics = meta.get("metrics", {})
+        cells = []
+        for key in HEADLINE_METRICS:
+            metric = metrics.get(key)
+            value = format_metric(metric, key).partition(" ")[0]
+            if metric and metric.get("ci_low") is not None:
+                value += f"\n[dim]{100 * metric['ci_low']:.1f}–{100 * metric['ci_high']:.1f}[/dim]"
+            cells.append(value)
+        n = str(meta["n_eval"])
+        if meta["n_eval"] != meta["n_official"]:
+            n += f"/{meta['n_official']}"
+        table.add_row(
+            f"{meta['method']}:{meta['stream']}\n[dim]{meta['preset']} · seed {meta['seed']}[/dim]",
+            *cells,
+            n,
+            record_flags(meta, split),
+        )
+    return table
+
+
+def _markdown(metas: list[dict[str, Any]], split: str, dataset: str, out_dir: Path) -> str:
+    num_classes = metas[0]["num_classes"]
+    lines = [
+        f"# {dataset} — {split} split",
+        "",
+        f"{_chance_line(num_classes)} · K = {num_classes}. Values in %, 95 % bootstrap percentile "
+        "intervals over samples in brackets (docs/evaluation.md#bootstrap-intervals). "
+        "P-I = per-instance, P-C = per-class over the classes present in the ground truth.",
+        "",
+        "| method | preset | stream | seed | "
+        + " | ".join(METRIC_LABELS[k] for k in HEADLINE_METRICS)
+        + " | pc_union@1 | n_eval / n_official | selection | flags | record |",
+        "|" + " --- |" * (9 + len(HEADLINE_METRICS)),
+    ]
+    for meta in metas:
+        metrics = meta.get("metrics", {})
+        record = Path(meta["_path"], "run.json")
+        try:
+            link = record.resolve().relative_to(out_dir.resolve().parent)
+        except ValueError:
+            link = record.resolve()
+        lines.append(
+            f"| {meta['method']} | {meta['preset']} | {meta['stream']} | {meta['seed']} | "
+            + " | ".join(format_metric(metrics.get(k), k) for k in HEADLINE_METRICS)
+            + f" | {format_metric(metrics.get('pc_union@1'), 'pc_union@1')}"
+            + f" | {meta['n_eval']} / {meta['n_official']} | {meta['selection_split']}"
+            + f" | {record_flags(meta, split)} | [{meta['run_id']}]({link}) |"
+        )
+    used = {flag for meta in metas for flag in record_flags(meta, split)}
+    if used:
+        notes = "; ".join(f"{f} {FLAG_NOTES[f]}" for f in FLAG_NOTES if f in used)
+        lines += ["", "Flags: " + notes + "."]
+    leaky = [m for m in metas if "†" in record_flags(m, split)]
+    for meta in leaky:
+        lines.append(
+            f"- {meta['method']}/{meta['stream']}: selection or tuning touched the {split} split; "
+            "this number is not a clean test result."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def build_report(
+    store: RecordStore,
+    dataset: str,
+    split: str,
+    out_root: Path,
+    formats: Iterable[str],
+    console: Console | None = None,
+) -> list[Path]:
+    metas = _latest_metas(store, dataset, split)
+    out_dir = Path(out_root) / dataset
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pairs, num_classes = dataset_minimal_pairs(dataset)
+    pair_rows = (minimal_pairs_rows([store.load(meta["run_id"]) for meta in metas], pairs,
+                                    num_classes) if pairs else [])
+    if console is not None:
+        console.print(_rich_table(metas, split, dataset))
+        rich_section(metas, split, console)
+        if pair_rows:
+            console.print(minimal_pairs_rich(pair_rows, pairs))
+    written: list[Path] = []
+    stem = f"results-{dataset}" if split == "test" else f"results-{dataset}-{split}"
+    if "csv" in formats:
+        path = out_dir / f"{stem}.csv"
+        atomic_write_text(path, pd.DataFrame(flat_rows(metas, split)).to_csv(index=False))
+        written.append(path)
+    if "md" in formats:
+        path = out_dir / f"{stem}.md"
+        # Fused records and their ablations (tables plus a heatmap figure) follow the table.
+        section, figures = fusion_section(metas, split, out_dir)
+        section += minimal_pairs_markdown(pair_rows, pairs)
+        text = _markdown(metas, split, dataset, out_dir)
+        atomic_write_text(path, text + ("\n".join(section) + "\n" if section else ""))
+        written += [path, *figures]
+    return written

@@ -1,0 +1,372 @@
+"""The shared training loop: device choice, AMP on CUDA, seeding, per-epoch selection on val,
+resumable checkpoints, rich progress and per-epoch logs.
+
+Selection rule (docs/evaluation.md#splits-and-selection): the checkpoint with the best val P-I@1
+wins, ties broken by the lower val cross-entropy. The test split never enters this module.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+
+from slrbench.config import check_fields
+from slrbench.errors import SlrbenchError
+from slrbench.store.atomic import atomic_write_bytes, atomic_write_text
+
+CHECKPOINT_FILE = "checkpoint.pt"
+BEST_FILE = "best.pt"
+LOG_FILE = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "sgd"  # "sgd" (Nesterov) or "adam"
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 0
+    schedule: str = "cosine"  # "cosine", "step" or "constant"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    eval_batch_size: int = 64
+    num_workers: int = 0
+    amp: bool = True  # only takes effect on CUDA
+    grad_clip: float | None = None
+    label_smoothing: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        check_fields(cls, data, "train config")
+        values = dict(data)
+        if "milestones" in values:
+            values["milestones"] = tuple(values["milestones"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["milestones"] = list(self.milestones)
+        return data
+
+    def lr_at(self, epoch: int) -> float:
+        """Epoch-level learning rate: linear warm-up, then the schedule."""
+        if epoch < self.warmup_epochs:
+            return self.lr * (epoch + 1) / self.warmup_epochs
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "step":
+            return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+        if self.schedule == "cosine":
+            span = max(1, self.epochs - self.warmup_epochs)
+            progress = (epoch - self.warmup_epochs) / span
+            return 0.5 * self.lr * (1.0 + math.cos(math.pi * progress))
+        raise SlrbenchError(
+            f"train.schedule: found '{self.schedule}', expected cosine, step or constant"
+        )
+
+
+def select_device(name: str) -> torch.device:
+    """`auto` takes CUDA when present; asking for CUDA without it is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SlrbenchError(
+            f"--device: found '{name}', expected auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SlrbenchError(f"--device: found '{name}', but no CUDA device is available; use cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise SlrbenchError(f"--device: found '{name}', expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        # CPU kernels are deterministic for a fixed thread count; cuDNN needs telling.
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_metric: float
+    best_val_loss: float
+    epochs_run: int
+    history: list[dict[str, Any]]
+    best_state: dict[str, torch.Tensor]
+    train_time_s: float
+    resumed_from: int | None = None
+
+
+@dataclass
+class Trainer:
+    """Trains one model on one stream. Hooks carry the method-specific parts."""
+
+    config: TrainConfig
+    device: torch.device
+    seed: int = 0
+    forward: Callable[[nn.Module, torch.Tensor, int], torch.Tensor] = field(
+        default=lambda model, x, epoch: model(x)
+    )
+    on_epoch_start: Callable[[nn.Module, int], None] = field(default=lambda model, epoch: None)
+    progress: bool = True
+    description: str = "train"
+
+    @property
+    def amp_enabled(self) -> bool:
+        return self.config.amp and self.device.type == "cuda"
+
+    # -- data ------------------------------------------------------------------------------
+    def _loader(self, dataset: TorchDataset, train: bool, epoch: int = 0) -> DataLoader:
+        generator = torch.Generator()
+        # A per-epoch generator makes the batch order reproducible and resumable without
+        # saving loader state.
+        generator.manual_seed(self.seed * 100_003 + epoch)
+        return DataLoader(
+            dataset,
+            batch_size=self.config.batch_size if train else self.config.eval_batch_size,
+            shuffle=train,
+            drop_last=False,
+            num_workers=self.config.num_workers,
+            generator=generator,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def _set_epoch(self, dataset: TorchDataset, epoch: int) -> None:
+        set_epoch = getattr(dataset, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch)
+
+    # -- prediction ------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model: nn.Module, dataset: TorchDataset) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (N, K) float32 and labels (N,) in dataset order."""
+        model.eval()
+        outputs: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        for inputs, targets, _ in self._loader(dataset, train=False):
+            inputs = inputs.to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, enabled=self.amp_enabled):
+                logits = self.forward(model, inputs, -1)
+            outputs.append(logits.float().cpu().numpy())
+            labels.append(targets.numpy())
+        return np.concatenate(outputs).astype(np.float32), np.concatenate(labels).astype(np.int64)
+
+    def _evaluate(self, model: nn.Module, dataset: TorchDataset) -> tuple[float, float]:
+        """(P-I@1, mean cross-entropy) on `dataset` with the pessimistic tie rule."""
+        from slrbench.metrics import per_instance_accuracy, topk_hits
+
+        logits, labels = self.predict(model, dataset)
+        loss = nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))
+        return per_instance_accuracy(topk_hits(logits, labels, 1)), float(loss)
+
+    # -- training --------------------------------------------------------------------------
+    def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        # All parameters go to the optimiser, frozen ones included: adapters may unfreeze
+        # some later (SL-GCN's adjacency after epoch 0) and parameters without grads are skipped.
+        cfg = self.config
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(
+                model.parameters(),
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                nesterov=cfg.nesterov,
+                weight_decay=cfg.weight_decay,
+            )
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        raise SlrbenchError(f"train.optimizer: found '{cfg.optimizer}', expected sgd or adam")
+
+    def fit(
+        self,
+        model: nn.Module,
+        train_set: TorchDataset,
+        val_set: TorchDataset,
+        workdir: Path,
+        resume: bool = False,
+    ) -> TrainResult:
+        workdir.mkdir(parents=True, exist_ok=True)
+        model.to(self.device)
+        optimizer = self._make_optimizer(model)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.amp_enabled)
+        criterion = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+
+        history: list[dict[str, Any]] = []
+        best = {"epoch": -1, "metric": -1.0, "loss": math.inf}
+        start_epoch, resumed_from, elapsed = 0, None, 0.0
+        checkpoint_path = workdir / CHECKPOINT_FILE
+        if resume and checkpoint_path.exists():
+            state = load_checkpoint(checkpoint_path)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["torch_rng"])
+            history, best = state["history"], state["best"]
+            start_epoch = resumed_from = int(state["epoch"]) + 1
+            elapsed = float(state["elapsed_s"])
+
+        epochs = self.config.epochs
+        with _progress(self.progress) as bar:
+            task = bar.add_task(self.description, total=epochs, completed=start_epoch)
+            for epoch in range(start_epoch, epochs):
+                tic = time.perf_counter()
+                lr = self.config.lr_at(epoch)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                self.on_epoch_start(model, epoch)
+                self._set_epoch(train_set, epoch)
+                train_loss, train_acc = self._train_epoch(
+                    model, train_set, epoch, optimizer, scaler, criterion, bar
+                )
+                val_acc, val_loss = self._evaluate(model, val_set)
+                improved = val_acc > best["metric"] or (
+                    val_acc == best["metric"] and val_loss < best["loss"]
+                )
+                if improved:
+                    best = {"epoch": epoch, "metric": val_acc, "loss": val_loss}
+                    _save(workdir / BEST_FILE, {"model": model.state_dict(), "epoch": epoch})
+                elapsed += time.perf_counter() - tic
+                history.append(
+                    {
+                        "epoch": epoch,
+                        "lr": lr,
+                        "train_loss": train_loss,
+                        "train_acc": train_acc,
+                        "val_loss": val_loss,
+                        "val_pi@1": val_acc,
+                        "best_epoch": best["epoch"],
+                        "epoch_time_s": round(time.perf_counter() - tic, 3),
+                    }
+                )
+                _save(
+                    checkpoint_path,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "torch_rng": torch.get_rng_state(),
+                        "epoch": epoch,
+                        "history": history,
+                        "best": best,
+                        "elapsed_s": elapsed,
+                    },
+                )
+                atomic_write_text(
+                    workdir / LOG_FILE, "".join(json.dumps(h) + "\n" for h in history)
+                )
+                bar.update(
+                    task,
+                    advance=1,
+                    description=(
+                        f"{self.description} val@1 {val_acc:.3f} (best {best['metric']:.3f})"
+                    ),
+                )
+
+        if best["epoch"] < 0:
+            raise SlrbenchError(f"train.epochs: found {epochs}, expected at least 1")
+        best_state = load_checkpoint(workdir / BEST_FILE)["model"]
+        return TrainResult(
+            best_epoch=int(best["epoch"]),
+            best_metric=float(best["metric"]),
+            best_val_loss=float(best["loss"]),
+            epochs_run=epochs,
+            history=history,
+            best_state=best_state,
+            train_time_s=elapsed,
+            resumed_from=resumed_from,
+        )
+
+    def _train_epoch(
+        self,
+        model: nn.Module,
+        train_set: TorchDataset,
+        epoch: int,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        criterion: nn.Module,
+        bar: Progress,
+    ) -> tuple[float, float]:
+        model.train()
+        loader = self._loader(train_set, train=True, epoch=epoch)
+        batch_task = bar.add_task(f"  epoch {epoch + 1}", total=len(loader))
+        total_loss, correct, seen = 0.0, 0, 0
+        for inputs, targets, _ in loader:
+            inputs = inputs.to(self.device, non_blocking=True)
+            targets = targets.to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, enabled=self.amp_enabled):
+                logits = self.forward(model, inputs, epoch)
+                loss = criterion(logits.float(), targets)
+            if not torch.isfinite(loss):
+                raise SlrbenchError(
+                    f"training diverged at epoch {epoch}: loss is {float(loss.detach())}; "
+                    "lower train.lr"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if self.config.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            total_loss += float(loss.detach()) * len(targets)
+            correct += int((logits.argmax(1) == targets).sum())
+            seen += len(targets)
+            bar.advance(batch_task)
+        bar.remove_task(batch_task)
+        return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint safely: tensors and plain containers only (weights_only=True)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SlrbenchError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # corrupt or foreign file: say which one
+        raise SlrbenchError(
+            f"{path}: not a readable slrbench checkpoint ({type(exc).__name__})"
+        ) from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,107 @@
+"""The contract every registered method keeps (in the spirit of scikit-learn's estimator
+checks): consistent facts, reproducible configurations the runner accepts, models that build
+for every preset and produce finite logits of the right shape for every stream."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from slrbench.datasets.base import Dataset
+from slrbench.datasets.registry import load_dataset
+from slrbench.errors import SlrbenchError
+from slrbench.fusion.engine import SPACES
+from slrbench.fusion.strategies import STRATEGIES
+from slrbench.methods.base import MethodAdapter
+from slrbench.methods.registry import METHOD_NAMES, get_method
+from slrbench.metrics import METRIC_LABELS
+from slrbench.store.provenance import canonical_json, config_sha256
+from slrbench.training import TrainConfig
+
+SOURCE_MARKERS = ("[R]", "[A]", "[3P]", "[M]", "[V]")
+FLAG_CHARACTERS = set("†‡*◊?")
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Dataset:
+    return load_dataset("synthsign-tiny")
+
+
+@pytest.fixture(scope="module", params=METHOD_NAMES)
+def method(request: pytest.FixtureRequest) -> MethodAdapter:
+    return get_method(request.param)
+
+
+def test_spec_is_consistent(method: MethodAdapter) -> None:
+    spec = method.spec
+    assert spec.name in METHOD_NAMES
+    assert spec.default_preset in spec.presets
+    assert len(set(spec.streams)) == len(spec.streams)
+    assert spec.upstream and spec.paper and spec.summary and spec.divergences
+    recipe = spec.fusion
+    assert recipe is not None, "every method states its default fusion recipe"
+    assert recipe.strategy in STRATEGIES and recipe.score_space in SPACES
+    groups = recipe.groups or {}
+    assert all(set(members) <= set(spec.streams) for members in groups.values())
+    for weights in recipe.weights.values():
+        assert set(weights) <= set(spec.streams) | set(groups), sorted(weights)
+        assert all(w >= 0 for w in weights.values())
+
+
+def test_published_numbers_carry_source_and_tuning_split(method: MethodAdapter) -> None:
+    for result in method.spec.published:
+        assert result.metric in METRIC_LABELS, result
+        assert result.source.startswith(SOURCE_MARKERS), result.source
+        assert result.tuned_on, f"{result}: say which split chose checkpoints/weights upstream"
+        assert set(result.flags) <= FLAG_CHARACTERS, result.flags
+        assert 0 < result.value <= 100
+
+
+def test_configs_are_reproducible_and_accepted_by_the_runner(method: MethodAdapter,
+                                                              tiny: Dataset) -> None:
+    for preset, stream in itertools.product(method.spec.presets, method.spec.streams):
+        config = method.resolve_config(preset, tiny.spec, stream, {})
+        again = method.resolve_config(preset, tiny.spec, stream, {})
+        assert canonical_json(config) == canonical_json(again)  # JSON-ready and deterministic
+        assert config_sha256(config) == config_sha256(again)
+        TrainConfig.from_dict(config["train"])
+        assert isinstance(config["decisions"], list)
+        assert config["stream"] == stream and config["preset"] == preset
+    # The same configuration with a changed epoch count is a different run.
+    changed = method.resolve_config(method.spec.default_preset, tiny.spec, method.spec.streams[0],
+                                    {"train.epochs": 3})
+    assert changed["train"]["epochs"] == 3
+    with pytest.raises(SlrbenchError, match="unknown field"):
+        method.resolve_config(method.spec.default_preset, tiny.spec, method.spec.streams[0],
+                              {"train.no_such_field": 1})
+    with pytest.raises(SlrbenchError, match="train config: unknown field 'bogus'"):
+        TrainConfig.from_dict({**changed["train"], "bogus": 1})
+
+
+def test_every_stream_builds_and_predicts(method: MethodAdapter, tiny: Dataset) -> None:
+    torch.manual_seed(0)
+    preset = method.spec.default_preset
+    for stream in method.spec.streams:
+        config = method.resolve_config(preset, tiny.spec, stream, {})
+        data = method.stream_data(tiny, config, seed=0)
+        model = method.build_model(config, tiny.spec.num_classes)
+        batch = torch.stack([data.train[i][0] for i in range(2)])
+        model.train()
+        method.on_epoch_start(model, 0, config)
+        logits = method.forward(model, batch, 0, config)
+        assert logits.shape == (2, tiny.spec.num_classes), stream
+        model.eval()
+        with torch.no_grad():
+            predicted = method.forward(model, batch, -1, config)
+        assert torch.isfinite(logits).all() and torch.isfinite(predicted).all(), stream
+        assert len(data.val) == len(tiny.spec.splits["val"])
+        assert len(data.test) == len(tiny.spec.splits["test"])
+
+
+def test_preset_rows_cover_every_preset(method: MethodAdapter) -> None:
+    rows = method.describe_presets()
+    # One row per preset, or per preset and part (LGF: body and hand graphs).
+    assert {row["preset"] for row in rows} == set(method.spec.presets)
+    assert all(any(column.startswith("params") for column in row) for row in rows)
