@@ -12,7 +12,11 @@ from slrbench.errors import SlrbenchError
 
 def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """A copy of `config` with each dotted key replaced; unknown keys are an error, so a typo
-    never silently trains the default."""
+    never silently trains the default.
+
+    ``train.epochs`` also rescales the warm-up and the step milestones of the ``train`` section
+    (they are fractions of the run: a 30-epoch recipe cut to 10 epochs warms up for a third as
+    long), unless those are overridden too."""
     result = copy.deepcopy(config)
     for dotted, value in overrides.items():
         node = result
@@ -27,7 +31,19 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[s
                 f"{', '.join(sorted(node))}"
             )
         node[leaf] = value
+    if "train.epochs" in overrides:
+        _rescale_schedule(result["train"], int(config["train"]["epochs"]), overrides)
     return result
+
+
+def _rescale_schedule(train: dict[str, Any], recipe_epochs: int, overrides: dict[str, Any]) -> None:
+    epochs = int(train["epochs"])
+    factor = epochs / max(recipe_epochs, 1)
+    if "warmup_epochs" in train and "train.warmup_epochs" not in overrides:
+        train["warmup_epochs"] = round(train["warmup_epochs"] * factor)
+    if train.get("milestones") and "train.milestones" not in overrides:
+        scaled = {round(m * factor) for m in train["milestones"]}
+        train["milestones"] = sorted(m for m in scaled if 0 < m < epochs)
 
 
 def check_fields(cls: type, data: Mapping[str, Any], where: str) -> None:

@@ -35,12 +35,13 @@ is an error instead of zero padding.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from slrbench.datasets.base import PoseArrays
 from slrbench.datasets.layouts import KeypointLayout, convert, get_layout
 from slrbench.datasets.streams import derive_stream, is_vector_stream, validate_streams
 from slrbench.errors import SlrbenchError
@@ -66,6 +67,17 @@ def loop_pad_or_truncate(seq: np.ndarray, length: int, target: int) -> np.ndarra
         return np.zeros((target,) + seq.shape[1:], dtype=seq.dtype)
     idx = np.arange(target) % length  # identity for the first min(length, target) frames
     return seq[idx].copy()
+
+
+def subsample_frames(pose: PoseArrays, step: int) -> PoseArrays:
+    """Every ``step``-th frame (a lower frame rate), lengths rounded up: frame rate is a data
+    choice like the stored length, recorded in the config (``data.frame_step``)."""
+    if step < 1:
+        raise SlrbenchError(f"data.frame_step: found {step}; expected >= 1")
+    if step == 1:
+        return pose
+    lengths = -(-np.asarray(pose.lengths) // step)  # ceil: a started frame pair counts
+    return replace(pose, data=np.ascontiguousarray(pose.data[:, ::step]), lengths=lengths)
 
 
 def prepare_stream_arrays(

@@ -43,6 +43,9 @@ class FusionRecipe:
     weights: dict[str, dict[str, float]]  # dataset (or "default") -> stream -> weight
     source: str
     test_tuned: bool = False  # the published weights were chosen on the reported split
+    # The val-fitted strategy that stands in for a test-tuned published search (DSTA-SLR's
+    # grids): run beside the published weights so every method has a clean fused number.
+    search: str | None = None
     # Two-level recipes ("hier"): group name -> member streams, fused within, then across.
     groups: dict[str, tuple[str, ...]] | None = None
 
@@ -78,10 +81,26 @@ class StreamData:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# Config keys that name a run but do not change what is trained.
+LABEL_KEYS = frozenset({"method", "preset", "stream", "stream_order", "decisions"})
+
+
 class MethodAdapter(ABC):
     """One method family. Subclasses are registered in `slrbench.methods.registry`."""
 
     spec: MethodSpec
+    # Adapters that build the same network class share a family: two streams of one family
+    # with equal data, model and training sections are the same training (LGF-SLR's body
+    # streams are SL-GCN's). Empty: the method's own name.
+    model_family: str = ""
+    label_sections: tuple[str, ...] = ()  # method-specific config sections that only label
+
+    def training_identity(self, config: dict[str, Any]) -> dict[str, Any]:
+        """What determines the trained model: the config without its labels, plus the model
+        family. The runner hashes it with the dataset and seed to train each identity once."""
+        labels = LABEL_KEYS | set(self.label_sections)
+        return {"model_family": self.model_family or self.spec.name,
+                **{key: value for key, value in config.items() if key not in labels}}
 
     def check_preset(self, preset: str) -> None:
         if preset not in self.spec.presets:

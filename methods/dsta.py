@@ -15,8 +15,12 @@ Differences that do not change the function or the trainable parameters:
   tensor) is a 1x1 convolution with the same initialisation;
 * the per-stage summed adjacency that upstream keeps as a frozen ``nn.Parameter`` (used by
   DropGraph only) is a non-persistent buffer, so it is neither trainable nor in the state dict;
-* DropGraph / DropBlockT modules are stateless, so one pair per multi-scale convolution serves
-  both branches (each call still draws its own masks, as upstream's per-branch modules do).
+* DropGraph and DropBlockT run as one stateless ``DropGraphTemporal`` per multi-scale
+  convolution, serving both branches (each call still draws its own masks, in upstream's order);
+* the spatial module computes its LayerNorms, MLP and edge branch on one channels-last copy of
+  the features, and query and key as two convolutions, so the joint attention and mixing are
+  batched matmuls on views (same numbers up to float rounding, fewer copies;
+  benchmarks/train_bench.py).
 """
 
 from __future__ import annotations
@@ -25,13 +29,13 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slrbench.datasets.layouts import KeypointLayout
 from slrbench.errors import SlrbenchError
 from slrbench.methods.blocks.gcn import (
-    DropBlockTemporal,
-    DropGraphSpatial,
+    DropGraphTemporal,
     SkeletonGCN,
     STCAttention,
     batch_norm,
@@ -131,11 +135,6 @@ PRESETS: dict[str, DSTAConfig] = {
 }
 
 
-def channel_layer_norm(norm: nn.LayerNorm, x: Tensor) -> Tensor:
-    """LayerNorm over the channel axis of (N, C, T, V) features."""
-    return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
 def _mlp(channels: int, ratio: int) -> nn.Sequential:
     # Upstream timm-style Mlp: truncated-normal(0.02) weights, zero biases, GELU.
     mlp = nn.Sequential(
@@ -165,11 +164,15 @@ class EdgePrototypes(nn.Module):
         self.scales = nn.Parameter(torch.ones(prototypes))
 
     def forward(self, x: Tensor) -> Tensor:
-        c = x.shape[1]
-        h = self.transform(channel_layer_norm(self.norm, x))
-        affinity = torch.tanh(torch.einsum("nctv,ce->ntev", h, self.prototypes)) / c
-        affinity = affinity * self.scales.view(1, 1, -1, 1)
-        return torch.einsum("ce,ntev->nctv", self.prototypes, affinity)
+        return self.channels_last(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    def channels_last(self, x: Tensor) -> Tensor:
+        """The branch on (N, T, V, C) features: every step works per (frame, joint) over
+        channels, so this layout needs no copies (the 1x1 conv is a linear map)."""
+        c = x.shape[-1]
+        h = F.linear(self.norm(x), self.transform.weight.flatten(1), self.transform.bias)
+        affinity = torch.tanh(h @ self.prototypes) / c * self.scales  # (N, T, V, prototypes)
+        return affinity @ self.prototypes.t()
 
 
 class DynamicSpatialAggregation(nn.Module):
@@ -208,29 +211,39 @@ class DynamicSpatialAggregation(nn.Module):
         )
         self.bn = batch_norm(channels, 1e-6)  # the module starts close to its shortcut
         self.down: nn.Module = conv_bn(c_in, channels) if c_in != channels else nn.Identity()
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def joint_attention(self, h: Tensor) -> Tensor:
-        """Per-sample, per-head joint-to-joint map (N, heads, V, V) of normalised features."""
+        """Per-sample, per-head joint-to-joint map (N, heads, V, V) of normalised features
+        (contiguous (N, C, T, V))."""
         n, c, t, v = h.shape
         d = c // self.heads
-        q, k = self.query_key(h).view(n, 2, self.heads, d, t, v).unbind(1)
-        affinity = torch.einsum("nhdtu,nhdtw->nhuw", q, k) / (d * t)
+        # Query and key as two convolutions (halves of the weight): each output is contiguous,
+        # so the contraction over channels and frames is one batched matmul on views.
+        weight, bias = self.query_key.weight, self.query_key.bias
+        assert bias is not None  # Conv2d has a bias unless bias=False
+        q = F.conv2d(h, weight[:c], bias[:c]).view(n * self.heads, d * t, v)
+        k = F.conv2d(h, weight[c:], bias[c:]).view(n * self.heads, d * t, v)
+        affinity = (q.transpose(1, 2) @ k).view(n, self.heads, v, v) / (d * t)
         return torch.tanh(affinity) * self.head_scales.view(1, -1, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.bn0(self.proj(x))
         n, c, t, v = y.shape
-        edge = self.edge(y) * self.edge_gate
-        h = channel_layer_norm(self.norm_attention, y)
-        mixed = torch.einsum(
-            "nhdtu,nhuw->nhdtw", h.view(n, self.heads, -1, t, v), self.joint_attention(h)
-        )
-        y = mixed.reshape(n, c, t, v) + y
-        y = y + self.mlp(self.norm_mlp(y.permute(0, 2, 3, 1))).permute(0, 3, 1, 2) + edge
+        # The LayerNorms, the MLP and the edge branch work per (frame, joint) over channels: one
+        # channels-last copy of y serves them without the copies LayerNorm would make of
+        # permuted views.
+        y_last = y.permute(0, 2, 3, 1).contiguous()  # (N, T, V, C)
+        edge = self.edge.channels_last(y_last) * self.edge_gate
+        h = self.norm_attention(y_last).permute(0, 3, 1, 2).contiguous()  # (N, C, T, V)
+        graph = self.joint_attention(h).view(n * self.heads, v, v)
+        mixed = h.view(n * self.heads, -1, v) @ graph  # out_w = sum_u h_u A[u, w]
+        y = mixed.view(n, c, t, v) + y
+        y = y + (self.mlp(self.norm_mlp(y.permute(0, 2, 3, 1))) + edge).permute(0, 3, 1, 2)
         y = torch.einsum("nhdtv,hdvw->nhdtw", y.view(n, self.heads, -1, t, v), self.static_graph)
         y = self.bn(y.reshape(n, c, t, v))
-        return self.relu(y + self.down(x))
+        # y is the BN output, which autograd does not keep: add the shortcut in place.
+        return self.relu(y.add_(self.down(x)))
 
 
 class MultiScaleTCN(nn.Module):
@@ -250,16 +263,11 @@ class MultiScaleTCN(nn.Module):
         super().__init__()
         width = c_out // len(kernels)
         self.branches = nn.ModuleList(conv_bn(c_in, width, k, stride) for k in kernels)
-        self.drop_graph = DropGraphSpatial(num_nodes)
-        self.drop_time = DropBlockTemporal(block_size)
+        self.drop = DropGraphTemporal(num_nodes, block_size)
 
     def forward(self, x: Tensor, keep_prob: float, adjacency: Tensor) -> Tensor:
         return torch.cat(
-            [
-                self.drop_time(self.drop_graph(branch(x), keep_prob, adjacency), keep_prob)
-                for branch in self.branches
-            ],
-            dim=1,
+            [self.drop(branch(x), keep_prob, adjacency) for branch in self.branches], dim=1
         )
 
 
@@ -323,12 +331,11 @@ class DSTAStage(nn.Module):
             self.residual = nn.Identity()
         else:
             self.residual = TemporalSkip(c_in, c_out, stride)
-        self.drop_graph = DropGraphSpatial(v)
-        self.drop_time = DropBlockTemporal(config.block_size)
+        self.drop = DropGraphTemporal(v, config.block_size)
         self.drops = drops
         # DropGraph neighbourhoods: sum of the three fixed subsets (the only use of the graph).
         self.register_buffer("adjacency_sum", adjacency.float().sum(0), persistent=False)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor, keep_prob: float = 1.0) -> Tensor:
         keep = keep_prob if self.drops else 1.0
@@ -337,8 +344,9 @@ class DSTAStage(nn.Module):
             y = tcn(y, keep, self.adjacency_sum)
         if self.residual is None:
             return self.relu(y)
-        r = self.drop_time(self.drop_graph(self.residual(x), keep, self.adjacency_sum), keep)
-        return self.relu(y + r)
+        r = self.drop(self.residual(x), keep, self.adjacency_sum)
+        # y is the last concatenation, which autograd does not keep: add and rectify in place.
+        return self.relu(y.add_(r))
 
 
 class DSTA(SkeletonGCN):

@@ -32,6 +32,7 @@ from slrbench.methods.skeleton_adapter import (
     augment_section,
     parameter_counts,
     recipe_text,
+    train_section,
 )
 
 LAYOUT = "samslr_27"
@@ -137,6 +138,7 @@ SPEC = MethodSpec(
         },
         source=f"{_ENSEMBLE} (default = WLASL2000 weights)",
         test_tuned=True,
+        search="grid",  # upstream's grids, searched on val
     ),
 )
 
@@ -237,6 +239,7 @@ def _check_choice(config: dict[str, Any], key: str, allowed: tuple[str, ...]) ->
 
 class DSTAAdapter(SkeletonAdapter):
     spec = SPEC
+    model_family = "dsta"
 
     def resolve_config(
         self, preset: str, spec: DatasetSpec, stream: str, overrides: dict[str, Any]
@@ -253,13 +256,14 @@ class DSTAAdapter(SkeletonAdapter):
             "data": {
                 "layout": LAYOUT,
                 "stream": stream,
+                "frame_step": recipe.get("frame_step", 1),
                 "t_store": recipe["t_store"],
                 "frames": recipe["frames"],
                 "bone_mode": "correct",
                 "vector_aug": "upstream",
                 "augment": augment_section(spec, None, **shift),
             },
-            "train": dict(recipe["train"]),
+            "train": train_section(recipe["train"]),
             "schedule": {"keep_prob_end": 0.9, "keep_prob_decay_fraction": 0.4},
             "test_protocol": {
                 "clips": 1,

@@ -259,6 +259,7 @@ class LGFAdapter(SLGCNAdapter):
     """
 
     spec = SPEC
+    label_sections = ("lgf",)  # part and modality names; the data section says what is read
 
     def resolve_config(
         self, preset: str, spec: DatasetSpec, stream: str, overrides: dict[str, Any]
@@ -302,7 +303,7 @@ class LGFAdapter(SLGCNAdapter):
     ) -> np.ndarray:
         if "hand" not in data_config:
             return super().stream_arrays(dataset, data_config, split)
-        pose = dataset.pose(split)
+        pose = self.pose(dataset, data_config, split)
         layout = data_config["layout"]
         hands = normalise_hands(
             convert(pose.data, pose.layout, layout),

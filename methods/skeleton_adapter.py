@@ -14,11 +14,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from slrbench.datasets.base import SPLITS, Dataset, DatasetSpec
-from slrbench.datasets.skeleton import AugmentConfig, SkeletonFeeder, prepare_stream_arrays
+from slrbench.datasets.base import SPLITS, Dataset, DatasetSpec, PoseArrays
+from slrbench.datasets.skeleton import (
+    AugmentConfig,
+    SkeletonFeeder,
+    prepare_stream_arrays,
+    subsample_frames,
+)
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import MethodAdapter, StreamData
 from slrbench.methods.blocks.gcn import count_trainable_parameters, keep_prob_schedule
+from slrbench.training.loop import TrainConfig
 
 # Divergences every SAM-SLR-lineage adapter shares (they come from the shared training loop,
 # feeder and drop blocks); each method's card lists them after its own.
@@ -64,6 +70,12 @@ def augment_section(spec: DatasetSpec, window: int | None, **changes: Any) -> di
     return AugmentConfig(**values).to_dict()
 
 
+def train_section(recipe: dict[str, Any]) -> dict[str, Any]:
+    """Every field of the training configuration, the recipe's values over the defaults: the
+    record shows the whole training setup, and any field can be overridden (`train.amp=false`)."""
+    return TrainConfig.from_dict(recipe).to_dict()
+
+
 def parameter_counts(build: Callable[[int], nn.Module],
                      classes: tuple[int, ...] = (20, 226, 2000)) -> str:
     """`slrbench methods NAME` cell: trainable parameters of `build(K)` for a few K."""
@@ -92,10 +104,14 @@ class SkeletonAdapter(MethodAdapter):
         """Extra keyword arguments of `feeder_class` taken from the data config."""
         return {}
 
+    def pose(self, dataset: Dataset, data_config: dict[str, Any], split: str) -> PoseArrays:
+        """The split's keypoints at the configured frame rate (``data.frame_step``)."""
+        return subsample_frames(dataset.pose(split), int(data_config.get("frame_step", 1)))
+
     def stream_arrays(
         self, dataset: Dataset, data_config: dict[str, Any], split: str
     ) -> np.ndarray:
-        pose = dataset.pose(split)
+        pose = self.pose(dataset, data_config, split)
         return prepare_stream_arrays(
             pose.data,
             pose.lengths,

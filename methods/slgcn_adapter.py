@@ -18,6 +18,7 @@ from slrbench.methods.skeleton_adapter import (
     augment_section,
     parameter_counts,
     recipe_text,
+    train_section,
 )
 from slrbench.methods.slgcn import PRESETS, SLGCN, SLGCNConfig
 
@@ -121,6 +122,7 @@ SPEC = MethodSpec(
 
 class SLGCNAdapter(SkeletonAdapter):
     spec = SPEC
+    model_family = "slgcn"
 
     def resolve_config(
         self, preset: str, spec: DatasetSpec, stream: str, overrides: dict[str, Any]
@@ -135,10 +137,11 @@ class SLGCNAdapter(SkeletonAdapter):
             "data": {
                 "layout": LAYOUT,
                 "stream": stream,
+                "frame_step": recipe.get("frame_step", 1),
                 "t_store": recipe["t_store"],
                 "augment": augment_section(spec, recipe["window"]),
             },
-            "train": dict(recipe["train"]),
+            "train": train_section(recipe["train"]),
             "schedule": {
                 "keep_prob_end": 0.9,
                 "keep_prob_decay_fraction": 0.4,

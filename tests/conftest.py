@@ -19,6 +19,15 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> None:
+    """An explicit thread count: torch's default (all cores) collapses as soon as anything else
+    runs on a small CI machine, and determinism tests compare runs at one thread count."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Generated datasets go to a per-session folder, never the user's ~/.cache."""
     import os

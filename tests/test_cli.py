@@ -86,7 +86,8 @@ def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
     assert "## Minimal pairs" in markdown and "| slgcn | jm | 0 |" in markdown
     assert (reports / "synthsign-tiny" / "results-synthsign-tiny.csv").is_file()
 
-    (runs[0] / "run.json").write_text('{"record_version": 1, "run_id": ')  # torn write
+    test_run = next(r for r in runs if json.loads((r / "run.json").read_text())["split"] == "test")
+    (test_run / "run.json").write_text('{"record_version": 1, "run_id": ')  # torn write
     code, _, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results),
                        "--out", str(reports))
-    assert_one_line_error(code, err, str(runs[0] / "run.json"))
+    assert_one_line_error(code, err, str(test_run / "run.json"))

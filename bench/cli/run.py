@@ -1,9 +1,12 @@
-"""`slrbench run`: train a method's streams on a dataset (`slrbench.training.runner`)."""
+"""`slrbench run`: train methods' streams on a dataset (`slrbench.training`); with several
+methods (`--method all` or a comma list) also fuse each and write the report (`slrbench.suite`).
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -12,19 +15,31 @@ from slrbench.cli.common import ResultsOption, bootstrap_config, console, open_s
 from slrbench.errors import SlrbenchError
 
 if TYPE_CHECKING:
+    from slrbench.datasets.base import Dataset
+    from slrbench.methods.base import MethodAdapter
+    from slrbench.metrics import BootstrapConfig
+    from slrbench.store import RecordStore
     from slrbench.training import StreamOutcome
 
 
 def run(
-    method: Annotated[str, typer.Option(help="Method name (see `slrbench methods`).")],
+    method: Annotated[str, typer.Option(
+        help="Method name, a comma list, or all (see `slrbench methods`); several methods are "
+        "also fused and reported.")],
     dataset: Annotated[str, typer.Option(help="Dataset name (see `slrbench datasets`).")],
     preset: Annotated[str | None, typer.Option(help="Model preset, e.g. tiny or paper.")] = None,
     streams: Annotated[
-        str | None, typer.Option(help="Comma-separated streams (default: all).")
+        str | None, typer.Option(help="Comma-separated streams of one method (default: all).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Training seed (torch, numpy, python).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    epochs: Annotated[int | None, typer.Option(help="Override the preset's epoch count.")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        help="Override the preset's epoch count (warm-up and steps scale with it).")] = None,
+    jobs: Annotated[int | None, typer.Option(
+        help="Streams trained at once, in worker processes (default: usable cores on CPU, "
+        "1 on CUDA).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Torch threads per job (default: usable cores / jobs).")] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted stream.")
     ] = False,
@@ -36,57 +51,90 @@ def run(
     ] = False,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
     results: ResultsOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Train each stream, select on val, write val and test records."""
-    from slrbench.datasets.registry import load_dataset
-    from slrbench.methods.registry import get_method
-    from slrbench.training import RunRequest, select_device
-    from slrbench.training import run as run_request
+    from slrbench.methods.registry import METHOD_NAMES, get_method
+    from slrbench.training import RunRequest, run_all, select_device
 
-    adapter = get_method(method)
-    chosen_preset = preset or adapter.spec.default_preset
-    adapter.check_preset(chosen_preset)
-    chosen_streams = adapter.check_streams(split_list(streams))
+    names = list(METHOD_NAMES) if method == "all" else split_list(method) or []
+    adapters = [get_method(name) for name in dict.fromkeys(names)]
+    if not adapters:
+        raise SlrbenchError(f"--method: found '{method}', expected a method name, a comma "
+                            "list or all")
+    if streams is not None and len(adapters) > 1:
+        raise SlrbenchError("--streams: found with several methods; expected one method "
+                            "(stream names are per method)")
+    for adapter in adapters:
+        adapter.check_preset(preset or adapter.spec.default_preset)
+    chosen_streams = [adapter.check_streams(split_list(streams)) for adapter in adapters]
     if epochs is not None and epochs < 1:
         raise SlrbenchError(f"--epochs: found {epochs}, expected a positive integer")
     bootstrap_settings = bootstrap_config(bootstrap)
     if resume and restart:
         raise SlrbenchError("--resume and --restart: found both, expected at most one")
     torch_device = select_device(device)
-    data = load_dataset(dataset)
-    overrides = {"train.epochs": epochs} if epochs is not None else {}
-    request = RunRequest(
-        method=adapter,
-        dataset=data,
-        preset=chosen_preset,
-        streams=chosen_streams,
-        seed=seed,
-        device=torch_device,
-        overrides=overrides,
-        resume=resume,
-        restart=restart,
-        rerun=rerun,
-        bootstrap=bootstrap_settings,
-        progress=not quiet,
-    )
+    data = _load(dataset, quiet)
+    settings: dict[str, Any] = {
+        "device": torch_device,
+        "overrides": {"train.epochs": epochs} if epochs is not None else {},
+        "resume": resume,
+        "restart": restart,
+        "rerun": rerun,
+        "progress": not quiet,
+    }
     store = open_store(results)
-    console.print(
-        f"[bold]{adapter.spec.name}[/bold] ({chosen_preset}) on [bold]{data.spec.name}[/bold]: "
-        f"streams {', '.join(chosen_streams)}, seed {seed}, device {torch_device}"
-    )
-    outcomes = run_request(request, store, console)
+    console.print(f"[bold]{', '.join(a.spec.name for a in adapters)}[/bold] on "
+                  f"[bold]{data.spec.name}[/bold]: seed {seed}, device {torch_device}")
+    if len(adapters) > 1:
+        _suite(adapters, data, store, preset, seed, settings, bootstrap_settings, jobs, threads)
+        return
+    (adapter,), (stream_list,) = adapters, chosen_streams
+    request = RunRequest(method=adapter, dataset=data, preset=preset or adapter.spec.default_preset,
+                         streams=stream_list, seed=seed, bootstrap=bootstrap_settings, **settings)
+    (outcomes,) = run_all([request], store, console, jobs, threads)
     console.print(outcome_table(outcomes))
     console.print(
         f"records in {store.root}/runs; `slrbench report --dataset {data.spec.name}` tabulates them"
     )
 
 
-def outcome_table(outcomes: Iterable[StreamOutcome]) -> Table:
+def _load(name: str, quiet: bool) -> Dataset:
+    """Load the dataset with a line before and after: SynthSign is generated on first use."""
+    from slrbench.datasets.registry import get_entry, load_dataset
+    from slrbench.training.loop import print_line
+
+    synthetic = get_entry(name).synthetic
+    tic = time.perf_counter()
+    if not quiet and synthetic:
+        print_line(f"{name}: loading (generated and cached on first use)")
+    data = load_dataset(name)
+    if not quiet and synthetic:
+        print_line(f"{name}: ready in {time.perf_counter() - tic:.1f} s")
+    return data
+
+
+def _suite(adapters: list[MethodAdapter], data: Dataset, store: RecordStore, preset: str | None,
+           seed: int, settings: dict[str, Any], bootstrap: BootstrapConfig | None,
+           jobs: int | None, threads: int | None) -> None:
+    from slrbench.paths import reports_dir
+    from slrbench.suite import run_suite
+
+    outcome = run_suite(adapters, data, store, reports_dir(), preset=preset, seed=seed,
+                        run_settings=settings, bootstrap=bootstrap, jobs=jobs, threads=threads,
+                        console=console)
+    for method, outcomes in outcome.streams.items():
+        console.print(outcome_table(outcomes, title=f"{method}: streams"))
+    for path in outcome.reports:
+        console.print(f"wrote {path}")
+    console.print("done: " + ", ".join(f"{k} {v:.0f} s" for k, v in outcome.seconds.items()))
+
+
+def outcome_table(outcomes: Iterable[StreamOutcome], title: str = "run summary") -> Table:
     """Summary printed at the end of `slrbench run`."""
     from slrbench.report.tables import format_metric
 
-    table = Table(title="run summary")
+    table = Table(title=title)
     for column in ("stream", "status", "val P-I@1", "test P-I@1 [95 % CI]", "test P-C@1",
                    "test record"):
         table.add_column(column)

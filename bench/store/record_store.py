@@ -58,7 +58,8 @@ LOCK_FILE = ".index.lock"
 META_COLUMNS = (
     "run_id", "method", "dataset", "subset", "split", "stream", "seed", "preset",
     "config_sha256", "checkpoint_sha256", "score_kind", "test_tuned", "val_test_merged",
-    "selection_split", "num_classes", "n_eval", "n_official", "finished_at",
+    "selection_split", "num_classes", "n_eval", "n_official", "finished_at", "training_sha256",
+    "reused_from",
 )
 INDEX_FIELDS = ("run_id", "path", *META_COLUMNS[1:], "fusion_strategy")
 _CI_SUFFIXES = (("ci_low", "_lo"), ("ci_high", "_hi"))

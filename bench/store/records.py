@@ -35,7 +35,9 @@ from slrbench.errors import SlrbenchError
 from slrbench.store.atomic import StagedDirectory, check_npz_arrays, dumps_json, write_npz
 from slrbench.store.provenance import config_sha256, sha256_ids
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+# Versions this code reads: each later version only added optional fields.
+READABLE_VERSIONS = frozenset({1, 2})
 
 # One line per schema version; any change to run.json or outputs.npz bumps RECORD_VERSION.
 CHANGELOG: tuple[str, ...] = (
@@ -43,6 +45,10 @@ CHANGELOG: tuple[str, ...] = (
     "(REQUIRED_FIELDS, OPTIONAL_FIELDS); outputs.npz holds sample_ids (unicode), labels (int64) "
     "and logits | scores (float32 [N, K]) or pred_top1 (int64 [N]) by score_kind, plus extras "
     "(per_class_* with K rows, others with N rows).",
+    "2: optional run.json fields training_sha256 (hash of what determines the training: model "
+    "family, data, model and train sections, dataset, seed), compute (jobs, torch threads, usable "
+    "cores) and reused_from (the record whose outputs a reused stream repeats). Version 1 "
+    "records stay readable.",
 )
 
 RUN_JSON = "run.json"
@@ -118,6 +124,9 @@ OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "delta": ("number", "dict", "null"),
     "timings": ("dict", "null"),
     "notes": ("str", "list", "null"),
+    "training_sha256": ("str", "null"),
+    "compute": ("dict", "null"),
+    "reused_from": ("str", "null"),
 }
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,199}$")
@@ -371,7 +380,7 @@ def validate_meta(meta: Any, source: str) -> None:
             f"expected every field of record schema v{RECORD_VERSION}"
         )
     version = meta["record_version"]
-    if _kind(version) == "int" and version != RECORD_VERSION:
+    if _kind(version) == "int" and version not in READABLE_VERSIONS:
         newer = version > RECORD_VERSION
         raise SlrbenchError(
             f"{source}: record_version is {version}; expected {RECORD_VERSION}"

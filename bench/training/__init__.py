@@ -1,10 +1,12 @@
 """Training: the shared loop (`loop`: device, AMP, seeding, per-epoch selection on val,
-checkpoints, resume) and the runner behind `slrbench run` (`runner`: one method's streams on a
-dataset, predictions of val and test, records into the store).
+checkpoints, resume), how many trainings run at once with how many threads (`compute`), and
+the runner behind `slrbench run` (`runner`: plan the streams of one or more methods, skip what
+is stored, train identical configurations once, in parallel worker processes, write records).
 """
 
+from slrbench.training.compute import Compute
 from slrbench.training.loop import TrainConfig, Trainer, seed_everything, select_device
-from slrbench.training.runner import RunRequest, StreamOutcome, run
+from slrbench.training.runner import RunRequest, StreamOutcome, run, run_all
 
-__all__ = ["RunRequest", "StreamOutcome", "TrainConfig", "Trainer", "run", "seed_everything",
-           "select_device"]
+__all__ = ["Compute", "RunRequest", "StreamOutcome", "TrainConfig", "Trainer", "run", "run_all",
+           "seed_everything", "select_device"]

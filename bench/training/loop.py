@@ -1,5 +1,6 @@
 """The shared training loop: device choice, AMP on CUDA, seeding, per-epoch selection on val,
-resumable checkpoints, rich progress and per-epoch logs.
+resumable checkpoints, progress (rich bars on a terminal, one line per epoch otherwise) and
+per-epoch logs.
 
 Selection rule (docs/evaluation.md#splits-and-selection): the checkpoint with the best val P-I@1
 wins, ties broken by the lower val cross-entropy. The test split never enters this module.
@@ -11,6 +12,7 @@ import io
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +30,7 @@ from slrbench.config import check_fields
 from slrbench.errors import SlrbenchError
 from slrbench.store.atomic import atomic_write_bytes, atomic_write_text
 
+PROGRESS_MODES = ("bar", "lines", "off")
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_FILE = "best.pt"
 LOG_FILE = "log.jsonl"
@@ -132,8 +135,20 @@ class Trainer:
         default=lambda model, x, epoch: model(x)
     )
     on_epoch_start: Callable[[nn.Module, int], None] = field(default=lambda model, epoch: None)
-    progress: bool = True
+    # "bar": rich bars (a terminal, one training at a time); "lines": one line per epoch on
+    # stdout, readable in logs and from parallel workers; "off". True / False = "bar" / "off".
+    progress: bool | str = True
     description: str = "train"
+
+    def __post_init__(self) -> None:
+        mode = self.progress
+        if isinstance(mode, bool):
+            mode = "bar" if mode else "off"
+        if mode not in PROGRESS_MODES:
+            raise SlrbenchError(
+                f"progress: found {self.progress!r}; expected one of {', '.join(PROGRESS_MODES)}"
+            )
+        self.progress = mode
 
     @property
     def amp_enabled(self) -> bool:
@@ -229,7 +244,7 @@ class Trainer:
             elapsed = float(state["elapsed_s"])
 
         epochs = self.config.epochs
-        with _progress(self.progress) as bar:
+        with _progress(self.progress == "bar") as bar:
             task = bar.add_task(self.description, total=epochs, completed=start_epoch)
             for epoch in range(start_epoch, epochs):
                 tic = time.perf_counter()
@@ -284,6 +299,12 @@ class Trainer:
                         f"{self.description} val@1 {val_acc:.3f} (best {best['metric']:.3f})"
                     ),
                 )
+                if self.progress == "lines":
+                    print_line(
+                        f"{self.description}: epoch {epoch + 1}/{epochs} loss {train_loss:.3f} "
+                        f"val@1 {val_acc:.3f} (best {best['metric']:.3f} at epoch "
+                        f"{best['epoch'] + 1}) {history[-1]['epoch_time_s']:.1f} s"
+                    )
 
         if best["epoch"] < 0:
             raise SlrbenchError(f"train.epochs: found {epochs}, expected at least 1")
@@ -337,6 +358,12 @@ class Trainer:
             bar.advance(batch_task)
         bar.remove_task(batch_task)
         return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def print_line(text: str) -> None:
+    """One progress line on stdout, flushed at once so logs and pipes show life."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def _progress(enabled: bool) -> Progress:

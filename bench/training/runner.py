@@ -1,16 +1,30 @@
-"""`slrbench run`: train every requested stream of a method on a dataset, select on val,
-predict val and test once with the selected checkpoint, and store one record per split.
+"""`slrbench run`: train the requested streams of one or more methods on a dataset, select on
+val, predict val and test once with the selected checkpoint, and store one record per split.
 
-Resumability has two levels: a stream whose val and test records already exist (same config
-hash and seed) is skipped, and an interrupted stream continues from its last epoch checkpoint
-with `resume=True`.
+A run is planned before anything trains:
+
+1. a stream whose val and test records already exist (same method, config hash and seed) is
+   skipped;
+2. a stream whose *training* is identical to one already stored or planned (same model family,
+   data, model and training sections, dataset and seed; `MethodAdapter.training_identity`),
+   is not trained again: its records are copies of the other stream's, with `reused_from`
+   naming the source (LGF-SLR's body streams are SL-GCN's streams);
+3. an interrupted stream needs `resume=True` (continue from its last epoch) or
+   `restart=True`;
+4. the rest trains, in `Compute.jobs` worker processes with `Compute.threads` torch threads
+   each, or in this process when one job suffices.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import pickle
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,7 +47,8 @@ from slrbench.store.provenance import (
     utc_now,
 )
 from slrbench.store.record_store import RecordStore
-from slrbench.store.records import RECORD_VERSION, RunRecord, new_run_id
+from slrbench.store.records import RECORD_VERSION, RUNS_DIR, RunRecord, new_run_id
+from slrbench.training.compute import Compute, torch_threads
 from slrbench.training.loop import (
     CHECKPOINT_FILE,
     LOG_FILE,
@@ -41,6 +56,7 @@ from slrbench.training.loop import (
     Trainer,
     count_parameters,
     load_checkpoint,
+    print_line,
     seed_everything,
 )
 
@@ -69,22 +85,107 @@ class RunRequest:
 @dataclass(frozen=True)
 class StreamOutcome:
     stream: str
-    status: str  # "trained", "resumed", "skipped"
+    status: str  # "trained", "resumed", "skipped", "reused"
     run_ids: dict[str, str]  # split -> run id
     metrics: dict[str, dict[str, Any]]  # split -> metrics block
+    method: str = ""
+    reused_from: dict[str, str] = field(default_factory=dict)  # split -> source run id
 
 
-def run(
-    request: RunRequest, store: RecordStore, console: Console | None = None
-) -> list[StreamOutcome]:
-    console = console or Console(quiet=not request.progress)
-    return [_run_stream(request, stream, store, console) for stream in request.streams]
+@dataclass
+class StreamTask:
+    """One stream of one request, resolved."""
+
+    request: RunRequest
+    stream: str
+    config: dict[str, Any]
+    config_hash: str
+    training_hash: str
+
+    @property
+    def method(self) -> str:
+        return self.request.method.spec.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.stream}"
+
+    def identity(self) -> dict[str, Any]:
+        return {"method": self.method, "dataset": self.request.dataset.spec.name,
+                "stream": self.stream, "seed": self.request.seed,
+                "config_sha256": self.config_hash}
 
 
-def _workdir(
-    store: RecordStore, method: str, dataset: str, stream: str, seed: int, sha: str
-) -> Path:
-    return Path(store.root) / "work" / f"{method}-{dataset}-{stream}-s{seed}-{sha[:12]}"
+def run(request: RunRequest, store: RecordStore, console: Console | None = None,
+        jobs: int | None = None, threads: int | None = None) -> list[StreamOutcome]:
+    """Train (or skip, or reuse) every stream of one request."""
+    return run_all([request], store, console, jobs, threads)[0]
+
+
+def run_all(requests: Sequence[RunRequest], store: RecordStore, console: Console | None = None,
+            jobs: int | None = None, threads: int | None = None) -> list[list[StreamOutcome]]:
+    """Plan and run several requests together, so identical trainings across methods happen
+    once; returns the outcomes per request, in stream order. ``jobs`` / ``threads``: see
+    `Compute.resolve` (defaults sized to the streams that really need training)."""
+    quiet = not any(r.progress for r in requests)
+    console = console or Console(quiet=quiet)
+    tasks = [_plan(request, stream) for request in requests for stream in request.streams]
+    outcomes: dict[int, StreamOutcome] = {}
+    to_train: list[int] = []
+    copies: dict[int, int] = {}  # task -> the task in this run whose training it shares
+    first_by_training: dict[str, int] = {}
+    for i, task in enumerate(tasks):
+        existing = _existing(store, task.identity())
+        if len(existing) == len(EVAL_SPLITS) and not task.request.rerun:
+            console.print(f"[dim]{task.label}: records exist (config {task.config_hash[:8]}), "
+                          "skipped[/dim]")
+            outcomes[i] = _outcome_from_rows(task, "skipped", existing, store)
+            continue
+        stored = None if task.request.rerun else _same_training(store, task)
+        if stored is not None:
+            outcomes[i] = reuse_records(task, stored, store)
+            console.print(f"{task.label}: same training as {stored['test']['method']}/"
+                          f"{stored['test']['stream']} (stored), records reused")
+        elif task.training_hash in first_by_training:
+            copies[i] = first_by_training[task.training_hash]
+        else:
+            first_by_training[task.training_hash] = i
+            to_train.append(i)
+    for i in to_train:
+        _check_interrupted(tasks[i], store)
+
+    device = requests[0].device if requests else _CPU
+    compute = Compute.resolve(jobs, threads, device, max(1, len(to_train)))
+    if to_train:
+        console.print(f"training {len(to_train)} stream(s): {compute.jobs} job(s) x "
+                      f"{compute.threads} torch thread(s)")
+        trained = _train_tasks([tasks[i] for i in to_train], store, compute, console)
+        outcomes.update(zip(to_train, trained, strict=True))
+    for i, source in copies.items():
+        rows = {s: store.find(run_id=run_id)[0] for s, run_id in outcomes[source].run_ids.items()}
+        outcomes[i] = reuse_records(tasks[i], rows, store)
+        console.print(f"{tasks[i].label}: same training as {tasks[source].label}, records reused")
+
+    result, start = [], 0
+    for request in requests:
+        result.append([outcomes[start + k] for k in range(len(request.streams))])
+        start += len(request.streams)
+    return result
+
+
+# ------------------------------------------------------------------------------------ planning
+
+
+def _plan(request: RunRequest, stream: str) -> StreamTask:
+    adapter, spec = request.method, request.dataset.spec
+    config = adapter.resolve_config(request.preset, spec, stream, dict(request.overrides or {}))
+    training = {
+        **adapter.training_identity(config),
+        "dataset": {"name": spec.name, "version": spec.version, "vocab": spec.vocab_sha256,
+                    "splits": {s: spec.split_sha256(s) for s in spec.splits}},
+        "seed": request.seed,
+    }
+    return StreamTask(request, stream, config, config_sha256(config), config_sha256(training))
 
 
 def _existing(store: RecordStore, identity: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -96,70 +197,124 @@ def _existing(store: RecordStore, identity: dict[str, Any]) -> dict[str, dict[st
     return found
 
 
-def _run_stream(
-    request: RunRequest, stream: str, store: RecordStore, console: Console
-) -> StreamOutcome:
-    adapter, dataset = request.method, request.dataset
-    spec = dataset.spec
-    method = adapter.spec.name
-    config = adapter.resolve_config(request.preset, spec, stream, dict(request.overrides or {}))
-    config_hash = config_sha256(config)
-    identity = {
-        "method": method,
-        "dataset": spec.name,
-        "stream": stream,
-        "seed": request.seed,
-        "config_sha256": config_hash,
-    }
-    existing = _existing(store, identity)
-    if len(existing) == len(EVAL_SPLITS) and not request.rerun:
-        console.print(
-            f"[dim]{method}/{stream}: records exist (config {config_hash[:8]}), skipped[/dim]"
-        )
-        return StreamOutcome(
-            stream,
-            "skipped",
-            {s: r["run_id"] for s, r in existing.items()},
-            {s: store.load(r["run_id"]).metrics for s, r in existing.items()},
-        )
+def _same_training(store: RecordStore, task: StreamTask) -> dict[str, dict[str, Any]] | None:
+    """Val and test rows of a stored record trained exactly like `task`, from one run."""
+    rows = store.find(training_sha256=task.training_hash, dataset=task.request.dataset.spec.name)
+    by_checkpoint: dict[Any, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        by_checkpoint.setdefault(row["checkpoint_sha256"], {})[row["split"]] = row
+    complete = [pair for pair in by_checkpoint.values() if set(EVAL_SPLITS) <= set(pair)]
+    return max(complete, key=lambda p: p["test"]["finished_at"] or "") if complete else None
 
-    workdir = _workdir(store, method, spec.name, stream, request.seed, config_hash)
-    interrupted = (workdir / CHECKPOINT_FILE).exists()
-    if interrupted and request.restart:
+
+def _outcome_from_rows(task: StreamTask, status: str, rows: dict[str, dict[str, Any]],
+                       store: RecordStore) -> StreamOutcome:
+    return StreamOutcome(
+        task.stream, status, {s: r["run_id"] for s, r in rows.items()},
+        {s: store.load(r["run_id"]).metrics for s, r in rows.items()}, method=task.method,
+    )
+
+
+def _workdir(store: RecordStore, task: StreamTask) -> Path:
+    spec = task.request.dataset.spec
+    return (Path(store.root) / "work" /
+            f"{task.method}-{spec.name}-{task.stream}-s{task.request.seed}-{task.config_hash[:12]}")
+
+
+def _check_interrupted(task: StreamTask, store: RecordStore) -> None:
+    """Refuse to silently restart or continue an interrupted stream (checked before any
+    training starts, so a run never stops halfway on this)."""
+    workdir = _workdir(store, task)
+    if not (workdir / CHECKPOINT_FILE).exists():
+        return
+    if task.request.restart:
         shutil.rmtree(workdir)
-        interrupted = False
-    if interrupted and not request.resume:
+    elif not task.request.resume:
         epoch = int(load_checkpoint(workdir / CHECKPOINT_FILE)["epoch"]) + 1
         raise SlrbenchError(
-            f"{workdir}: an interrupted run of stream '{stream}' stopped after epoch "
-            f"{epoch}/{config['train']['epochs']}; pass --resume to continue it or --restart to "
-            "discard it"
+            f"{workdir}: an interrupted run of stream '{task.stream}' stopped after epoch "
+            f"{epoch}/{task.config['train']['epochs']}; pass --resume to continue it or "
+            "--restart to discard it"
         )
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+def _train_tasks(tasks: list[StreamTask], store: RecordStore, compute: Compute,
+                 console: Console) -> list[StreamOutcome]:
+    parallel = compute.jobs > 1 and len(tasks) > 1 and all(_picklable(t) for t in tasks)
+    if not parallel:
+        bars = compute.jobs == 1 and console.is_terminal
+        with torch_threads(compute.threads):
+            return [train_stream(task, store, compute, "bar" if bars else "lines")
+                    for task in tasks]
+    context = multiprocessing.get_context(_start_method(compute.threads))
+    with ProcessPoolExecutor(max_workers=compute.jobs, mp_context=context,
+                             initializer=torch.set_num_threads,
+                             initargs=(compute.threads,)) as pool:
+        futures = [pool.submit(train_stream, task, store, compute, "lines") for task in tasks]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _start_method(threads: int) -> str:
+    """How worker processes start. Tasks travel by pickle either way (SynthSign pickles as a
+    reference to its on-disk cache). One-thread workers fork: quick, and a caller's script
+    without an ``if __name__ == "__main__"`` guard is not re-imported. A forked child must not
+    run OpenMP with several threads when its parent already did (libgomp is not fork-safe), so
+    multi-thread workers start from a clean forkserver process instead."""
+    methods = multiprocessing.get_all_start_methods()
+    if threads == 1 and "fork" in methods:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _picklable(task: StreamTask) -> bool:
+    try:
+        pickle.dumps(task)
+    except Exception:  # an adapter or dataset defined on the fly: train it in this process
+        return False
+    return True
+
+
+def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
+                 progress: str) -> StreamOutcome:
+    """Train one stream, predict val and test with the selected epoch, store both records."""
+    request, config = task.request, task.config
+    adapter, dataset = request.method, request.dataset
+    spec = dataset.spec
+    method = task.method
+    progress = progress if request.progress else "off"
+    workdir = _workdir(store, task)
 
     started_at, tic = utc_now(), time.perf_counter()
     seed_everything(request.seed)
     data = adapter.stream_data(dataset, config, request.seed)
     model = adapter.build_model(config, spec.num_classes)
-    train_config = TrainConfig.from_dict(config["train"])
     trainer = Trainer(
-        config=train_config,
+        config=TrainConfig.from_dict(config["train"]),
         device=request.device,
         seed=request.seed,
         forward=lambda m, x, epoch: adapter.forward(m, x, epoch, config),
         on_epoch_start=lambda m, epoch: adapter.on_epoch_start(m, epoch, config),
-        progress=request.progress,
-        description=f"{method}/{stream}",
+        progress=progress,
+        description=task.label,
     )
     result = trainer.fit(model, data.train, data.val, workdir, resume=request.resume)
     model.load_state_dict(result.best_state)
-    checkpoint = _store_checkpoint(store, model, f"{method}-{spec.name}-{stream}-s{request.seed}")
+    stem = f"{method}-{spec.name}-{task.stream}-s{request.seed}"
+    checkpoint = _store_checkpoint(store, model, stem)
 
     shared = {
         "record_version": RECORD_VERSION,
         "method": method,
         "adapter_version": adapter.spec.adapter_version,
         "preset": request.preset,
-        "stream": stream,
+        "stream": task.stream,
         "seed": request.seed,
         "reconstruction": adapter.spec.reconstruction,
         "decisions": list(config.get("decisions", [])),
@@ -171,9 +326,11 @@ def _run_stream(
         "missing_ids": [],
         "pose": _pose_block(dataset, config),
         "config": config,
-        "config_sha256": config_hash,
+        "config_sha256": task.config_hash,
+        "training_sha256": task.training_hash,
         **git_info(Path(__file__).resolve().parent),
         "env": environment(str(request.device)),
+        "compute": {**compute.provenance(), "torch_threads": torch.get_num_threads()},
         "checkpoint": checkpoint.name,
         "checkpoint_sha256": sha256_file(checkpoint),
         "params": count_parameters(model),
@@ -198,7 +355,7 @@ def _run_stream(
         logits, labels = trainer.predict(model, getattr(data, split))
         predict_s = time.perf_counter() - predict_tic
         ids = np.asarray(spec.splits[split])
-        _check_labels(labels, dataset.labels(split), f"{method}/{stream} {split} predictions")
+        _check_labels(labels, dataset.labels(split), f"{task.label} {split} predictions")
         evaluation = evaluate(logits, labels, spec.num_classes, bootstrap=request.bootstrap)
         meta = dict(shared)
         meta.update(
@@ -237,8 +394,55 @@ def _run_stream(
 
     # The selected weights now live under checkpoints/; the resume state is no longer needed.
     shutil.rmtree(workdir, ignore_errors=True)
+    if progress == "lines":
+        test = metrics["test"]["pi@1"]["value"]
+        print_line(f"{task.label}: done in {time.perf_counter() - tic:.0f} s, test P-I@1 "
+                   f"{100 * test:.1f} %")
     status = "resumed" if result.resumed_from is not None else "trained"
-    return StreamOutcome(stream, status, run_ids, metrics)
+    return StreamOutcome(task.stream, status, run_ids, metrics, method=method)
+
+
+# -------------------------------------------------------------------------------------- reuse
+
+
+def reuse_records(task: StreamTask, sources: dict[str, dict[str, Any]],
+                  store: RecordStore) -> StreamOutcome:
+    """Records for `task` that repeat the outputs of identical trainings (`sources`: split ->
+    index row). Provenance of the computation (code version, environment, threads, checkpoint,
+    timings) is the source's; identity and configuration are the task's."""
+    adapter, request = task.request.method, task.request
+    run_ids: dict[str, str] = {}
+    metrics: dict[str, dict[str, Any]] = {}
+    for split in EVAL_SPLITS:
+        source = store.load(sources[split]["run_id"])
+        meta = dict(source.meta)
+        meta.update(
+            {
+                "method": task.method,
+                "adapter_version": adapter.spec.adapter_version,
+                "preset": request.preset,
+                "stream": task.stream,
+                "reconstruction": adapter.spec.reconstruction,
+                "decisions": list(task.config.get("decisions", [])),
+                "config": task.config,
+                "config_sha256": task.config_hash,
+                "reused_from": source.run_id,
+                "finished_at": utc_now(),
+            }
+        )
+        meta["run_id"] = new_run_id(
+            {k: meta[k] for k in ("method", "dataset", "split", "stream", "seed", "config_sha256")}
+        )
+        record = RunRecord(meta=meta, sample_ids=source.sample_ids, labels=source.labels,
+                           scores=source.scores, extras=dict(source.extras))
+        log = Path(store.root) / RUNS_DIR / source.run_id / LOG_FILE
+        store.add(record, side_files={LOG_FILE: log} if log.exists() else None)
+        run_ids[split], metrics[split] = meta["run_id"], meta["metrics"]
+    return StreamOutcome(task.stream, "reused", run_ids, metrics, method=task.method,
+                         reused_from={s: r["run_id"] for s, r in sources.items()})
+
+
+# -------------------------------------------------------------------------------------- helpers
 
 
 def _check_labels(predicted: np.ndarray, registry: np.ndarray, what: str) -> None:
@@ -255,7 +459,7 @@ def _store_checkpoint(store: RecordStore, model: torch.nn.Module, stem: str) -> 
 
     directory = Path(store.root) / "checkpoints"
     directory.mkdir(parents=True, exist_ok=True)
-    temporary = directory / f".{stem}.pt.tmp"
+    temporary = directory / f".{stem}.{os.getpid()}.pt.tmp"  # parallel workers never share it
     _save(temporary, {"model": model.state_dict()})
     digest = sha256_file(temporary)
     final = directory / f"{stem}_{datetime.now(timezone.utc):%Y%m%d}-{digest[:8]}.pt"

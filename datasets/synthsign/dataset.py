@@ -378,10 +378,20 @@ class SynthSign:
         lines.append("difficulty: " + ", ".join(f"{k}={getattr(cfg, k)}" for k in knobs))
         return "\n".join(lines)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Worker processes reopen the on-disk cache instead of receiving the arrays by pickle.
+        return (_reopen, (self.config, self.cache_path.parent, self.spec))
+
     def __repr__(self) -> str:
         n = {s: len(v) for s, v in self._samples.items()}
         return (f"SynthSign(preset={self.config.preset_name!r}, seed={self.config.seed}, "
                 f"classes={self.num_classes}, samples={n})")
+
+
+def _reopen(config: SynthSignConfig, cache_root: Path, spec: DatasetSpec) -> SynthSign:
+    dataset = SynthSign(config, cache_dir=cache_root).prepare()
+    dataset.spec = spec  # the registry renames the spec after loading
+    return dataset
 
 
 def load_synthsign(preset: str = "tiny", seed: int = 0, cache_dir: str | Path | None = None,

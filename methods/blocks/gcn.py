@@ -55,12 +55,17 @@ class STCAttention(nn.Module):
         nn.init.zeros_(self.fc2c.bias)
 
     def forward(self, y: Tensor) -> Tensor:
-        g = torch.sigmoid(self.conv_sa(y.mean(dim=2)))  # (N, 1, V)
-        y = y * g.unsqueeze(2) + y
-        g = torch.sigmoid(self.conv_ta(y.mean(dim=3)))  # (N, 1, T)
-        y = y * g.unsqueeze(3) + y
-        g = torch.sigmoid(self.fc2c(F.relu(self.fc1c(y.mean(dim=(2, 3))))))  # (N, C)
-        return y * g[:, :, None, None] + y
+        # The three residual gates multiply: y * (1 + g_s[v]) * (1 + g_t[t]) * (1 + g_c[c]). The
+        # temporal and channel gates only need means of that product, which come from the
+        # spatially gated map and small factors, so the full-size map is written twice instead of
+        # six times (the same for the gradients autograd computes).
+        spatial = 1.0 + torch.sigmoid(self.conv_sa(y.mean(dim=2)))  # (N, 1, V)
+        y = y * spatial.unsqueeze(2)
+        joint_mean = y.mean(dim=3)  # (N, C, T)
+        temporal = 1.0 + torch.sigmoid(self.conv_ta(joint_mean))  # (N, 1, T)
+        pooled = (joint_mean * temporal).mean(dim=2)  # mean over T and V of the gated map
+        channel = 1.0 + torch.sigmoid(self.fc2c(F.relu(self.fc1c(pooled))))  # (N, C)
+        return y * (temporal * channel.unsqueeze(2)).unsqueeze(3)  # (N, C, T, 1) factor
 
 
 def _check_keep(keep_prob: float) -> None:
@@ -68,15 +73,43 @@ def _check_keep(keep_prob: float) -> None:
         raise SlrbenchError(f"keep_prob: found {keep_prob}; expected 0 < keep_prob <= 1")
 
 
+def _normalised(activity: Tensor) -> Tensor:
+    """Rescale mean |x| per joint or frame so that its batch mean is 1."""
+    return activity * (activity.numel() / activity.sum().clamp_min(1e-12))
+
+
 def _activity(x: Tensor, dims: tuple[int, ...]) -> Tensor:
     """Mean |x| over ``dims``, rescaled so its batch mean is 1 (no gradient)."""
-    a = x.detach().abs().mean(dim=dims)
-    return a * (a.numel() / a.sum().clamp_min(1e-12))
+    return _normalised(x.detach().abs().mean(dim=dims))
+
+
+def _keep_scale(mask: Tensor) -> Tensor:
+    # Keep the expected activation: #mask entries / #kept entries (0 kept: the output is zeros).
+    return mask.numel() / mask.sum().clamp_min(1.0)
 
 
 def _rescale(x: Tensor, mask: Tensor) -> Tensor:
-    # Keep the expected activation: multiply by (#mask entries / #kept entries).
-    return x * mask * (mask.numel() / mask.sum().clamp_min(1.0))
+    # Scaling the small 0/1 mask first gives the same numbers with one pass over x.
+    return x * (mask * _keep_scale(mask))
+
+
+def _joint_keep_mask(activity: Tensor, keep_prob: float, adjacency: Tensor) -> Tensor:
+    """DropGraph's (N, V) 0/1 keep mask from the normalised joint activity (one bernoulli draw
+    per entry)."""
+    gamma = (1.0 - keep_prob) / (1.0 + DropGraphSpatial.DEGREE_CONSTANT)
+    seeds = torch.bernoulli((activity * gamma).clamp(max=1.0))
+    hit = seeds @ adjacency.to(activity.dtype)  # spread each seed to its neighbours
+    return (hit <= 0.001).to(activity.dtype)
+
+
+def _frame_keep_mask(activity: Tensor, keep_prob: float, block_size: int) -> Tensor:
+    """DropBlockT's (N, T) 0/1 keep mask from the normalised frame activity (one bernoulli draw
+    per entry)."""
+    t = activity.shape[1]
+    gamma = (1.0 - keep_prob) / block_size
+    seeds = torch.bernoulli((activity * gamma).clamp(max=1.0)).unsqueeze(1)  # (N, 1, T)
+    grown = F.max_pool1d(seeds, kernel_size=block_size, stride=1, padding=block_size // 2)
+    return 1.0 - grown[:, 0, :t]  # an even block size pads one extra frame; crop back to T
 
 
 class DropGraphSpatial(nn.Module):
@@ -102,12 +135,8 @@ class DropGraphSpatial(nn.Module):
         if not self.training or keep_prob >= 1.0:
             return x
         n, _, _, v = x.shape
-        gamma = (1.0 - keep_prob) / (1.0 + self.DEGREE_CONSTANT)
-        prob = (_activity(x, (1, 2)) * gamma).clamp(max=1.0)  # (N, V)
-        seeds = torch.bernoulli(prob).to(x.dtype)
-        hit = seeds @ adjacency.to(x.dtype)  # spread each seed to its neighbours
-        mask = (hit <= 0.001).to(x.dtype).view(n, 1, 1, v)
-        return _rescale(x, mask)
+        mask = _joint_keep_mask(_activity(x, (1, 2)), keep_prob, adjacency)
+        return _rescale(x, mask.view(n, 1, 1, v))
 
 
 class DropBlockTemporal(nn.Module):
@@ -126,14 +155,38 @@ class DropBlockTemporal(nn.Module):
         if not self.training or keep_prob >= 1.0:
             return x
         n, _, t, _ = x.shape
-        gamma = (1.0 - keep_prob) / self.block_size
-        prob = (_activity(x, (1, 3)) * gamma).clamp(max=1.0)  # (N, T)
-        seeds = torch.bernoulli(prob).to(x.dtype).unsqueeze(1)  # (N, 1, T)
-        grown = F.max_pool1d(
-            seeds, kernel_size=self.block_size, stride=1, padding=self.block_size // 2
-        )[..., :t]  # an even block size pads one extra frame; crop back to T
-        mask = (1.0 - grown).view(n, 1, t, 1)
-        return _rescale(x, mask)
+        mask = _frame_keep_mask(_activity(x, (1, 3)), keep_prob, self.block_size)
+        return _rescale(x, mask.view(n, 1, t, 1))
+
+
+class DropGraphTemporal(nn.Module):
+    """DropGraph followed by the temporal DropBlock, ``DropBlockTemporal(DropGraphSpatial(x))``
+    with the same random draws in the same order, in two passes over x instead of six.
+
+    Both activities come from one (N, T, V) map of sum_c |x|: the frame activity after
+    DropGraph is that map times the joint mask and scale, summed over joints. Both masks then
+    scale x together.
+    """
+
+    def __init__(self, num_point: int, block_size: int = 41) -> None:
+        super().__init__()
+        if block_size < 1:
+            raise SlrbenchError(f"block_size: found {block_size}; expected >= 1")
+        self.num_point = num_point
+        self.block_size = block_size
+
+    def forward(self, x: Tensor, keep_prob: float, adjacency: Tensor) -> Tensor:
+        _check_keep(keep_prob)
+        if not self.training or keep_prob >= 1.0:
+            return x
+        n, c, t, v = x.shape
+        abs_sum = x.detach().abs().sum(dim=1)  # (N, T, V)
+        joints = _joint_keep_mask(_normalised(abs_sum.sum(dim=1) / (c * t)), keep_prob, adjacency)
+        joints = joints * _keep_scale(joints)
+        frame_activity = (abs_sum * joints.unsqueeze(1)).sum(dim=2) / (c * v)
+        frames = _frame_keep_mask(_normalised(frame_activity), keep_prob, self.block_size)
+        frames = frames * _keep_scale(frames)
+        return x * (frames.view(n, 1, t, 1) * joints.view(n, 1, 1, v))
 
 
 def keep_prob_schedule(
