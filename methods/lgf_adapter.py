@@ -47,7 +47,12 @@ from slrbench.datasets.skeleton import prepare_stream_arrays
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import FusionRecipe, MethodSpec, PublishedResult
 from slrbench.methods.blocks.gcn import STCAttention
-from slrbench.methods.skeleton_adapter import augment_section, parameter_counts, recipe_text
+from slrbench.methods.skeleton_adapter import (
+    augment_section,
+    parameter_counts,
+    recipe_text,
+    stored_text,
+)
 from slrbench.methods.slgcn import PRESETS, SLGCN
 from slrbench.methods.slgcn_adapter import LAYOUT as BODY_LAYOUT
 from slrbench.methods.slgcn_adapter import RECIPES, SLGCNAdapter
@@ -327,7 +332,7 @@ class LGFAdapter(SLGCNAdapter):
                         "part graph": f"{name}, V={layout.num_nodes}",
                         "params per model": parameter_counts(
                             functools.partial(SLGCN, layout=layout, config=PRESETS[preset])),
-                        "frames": f"store {recipe['t_store']} / train crop {recipe['window']}",
+                        "frames": f"{stored_text(recipe)} / train crop {recipe['window']}",
                         "recipe": recipe_text(recipe["train"]),
                     }
                 )

@@ -55,6 +55,19 @@ def frame_width(spec: DatasetSpec) -> float:
     return float(spec.frame_size[0])
 
 
+# The tiny training recipe shared by SL-GCN, DSTA-SLR and LGF-SLR's streams
+# (docs/methods/slgcn.md#training-recipe): sized for the README main job.
+TINY_TRAIN: dict[str, Any] = {
+    "epochs": 12,
+    "batch_size": 16,
+    "optimizer": "adam",
+    "lr": 3e-3,
+    "warmup_epochs": 1,
+    "schedule": "cosine",
+    "weight_decay": 1e-4,
+}
+
+
 def augment_section(spec: DatasetSpec, window: int | None, **changes: Any) -> dict[str, Any]:
     """The SAM-SLR feeder augmentation with the flip width from the dataset
     (docs/methods/samslr-pipeline.md#feeder-augmentation)."""
@@ -82,8 +95,16 @@ def parameter_counts(build: Callable[[int], nn.Module],
     return ", ".join(f"{count_trainable_parameters(build(k)):,} (K={k})" for k in classes)
 
 
+def stored_text(recipe: dict[str, Any]) -> str:
+    """How many frames a preset stores, and at which rate when it subsamples."""
+    step = int(recipe.get("frame_step", 1))
+    rate = f"1 in {step} frames, " if step > 1 else ""
+    return f"{rate}store {recipe['t_store']}"
+
+
 def recipe_text(train: dict[str, Any]) -> str:
-    return f"{train['epochs']} epochs, batch {train['batch_size']}, SGD lr {train['lr']}"
+    optimizer = {"sgd": "SGD", "adam": "Adam"}.get(train.get("optimizer", "sgd"), "SGD")
+    return f"{train['epochs']} epochs, batch {train['batch_size']}, {optimizer} lr {train['lr']}"
 
 
 def check_pose(dataset: Dataset, method: str) -> None:

@@ -14,10 +14,12 @@ from slrbench.datasets.base import DatasetSpec
 from slrbench.methods.base import FusionRecipe, MethodSpec, PublishedResult
 from slrbench.methods.skeleton_adapter import (
     LINEAGE_DIVERGENCES,
+    TINY_TRAIN,
     SkeletonAdapter,
     augment_section,
     parameter_counts,
     recipe_text,
+    stored_text,
     train_section,
 )
 from slrbench.methods.slgcn import PRESETS, SLGCN, SLGCNConfig
@@ -28,18 +30,15 @@ STREAMS = ("j", "b", "jm", "bm")
 # Per preset: stored / train-crop length and the training recipe
 # (docs/methods/slgcn.md#training-recipe).
 # Paper crop is 120 for the WLASL/CSL joint stream and 100 otherwise; slrbench uses 100.
+# Tiny is sized for the README main job (docs/methods/slgcn.md#training-recipe): every other
+# frame, 12 epochs of Adam; on SynthSign-tiny its test top-1 stays within the 95 % CI of the
+# former 30-epoch SGD recipe on every stream measured, at about a quarter of the compute.
 RECIPES: dict[str, dict[str, Any]] = {
     "tiny": {
-        "t_store": 40,
-        "window": 32,
-        "train": {
-            "epochs": 30,
-            "batch_size": 16,
-            "lr": 0.1,
-            "warmup_epochs": 2,
-            "schedule": "cosine",
-            "weight_decay": 1e-4,
-        },
+        "frame_step": 2,
+        "t_store": 20,
+        "window": 16,
+        "train": TINY_TRAIN,
     },
     "paper": {
         "t_store": 150,
@@ -175,7 +174,7 @@ class SLGCNAdapter(SkeletonAdapter):
                     "params": parameter_counts(
                         functools.partial(SLGCN, layout=LAYOUT, config=PRESETS[preset])
                     ),
-                    "frames": f"store {recipe['t_store']} / train crop {recipe['window']}",
+                    "frames": f"{stored_text(recipe)} / train crop {recipe['window']}",
                     "recipe": recipe_text(recipe["train"]),
                 }
             )

@@ -222,8 +222,8 @@ def test_deterministic_cpu_training(tiny_synthsign, tmp_path: Path) -> None:
             ),
             progress=False,
         )
-        trainer.fit(model, Subset(data.train, range(64)), Subset(data.val, range(32)), workdir)
-        return trainer.predict(model, Subset(data.test, range(32)))[0]
+        trainer.fit(model, Subset(data.train, range(32)), Subset(data.val, range(16)), workdir)
+        return trainer.predict(model, Subset(data.test, range(16)))[0]
 
     first = train_once(tmp_path / "a")
     second = train_once(tmp_path / "b")

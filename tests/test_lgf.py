@@ -245,8 +245,8 @@ def _short_logits(adapter: LGFAdapter, tiny: Dataset, stream: str, workdir: Path
         progress=False,
     )
     # Two epochs: epoch 1 releases the adjacency and applies the drops (keep_prob 0.9).
-    trainer.fit(model, Subset(data.train, range(64)), Subset(data.val, range(32)), workdir)
-    logits, _ = trainer.predict(model, Subset(data.test, range(32)))
+    trainer.fit(model, Subset(data.train, range(32)), Subset(data.val, range(16)), workdir)
+    logits, _ = trainer.predict(model, Subset(data.test, range(16)))
     return logits
 
 

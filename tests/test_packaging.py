@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Builds a wheel and installs it into a fresh virtual environment: part of the full suite.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

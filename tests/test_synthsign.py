@@ -33,8 +33,8 @@ SMALL = {"n_classes": 8, "n_train_signers": 3, "n_val_signers": 1, "n_test_signe
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> SynthSign:
-    return load_synthsign("tiny", seed=0, cache_dir=tmp_path_factory.mktemp("synthsign_tiny"))
+def tiny() -> SynthSign:
+    return load_synthsign("tiny", seed=0)  # the session cache of tests/conftest.py
 
 
 # --- configuration ---------------------------------------------------------------------------
