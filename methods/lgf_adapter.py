@@ -26,9 +26,9 @@ Hand streams differ from SL-GCN's data side in three ways (config ``data.hand``)
   model) and no feeder centering (done above); the random shift stays SL-GCN's (pixels), or
   ``HAND_SHIFT_PALM`` palm units when scaled.
 
-Palm scaling is off by default: on tiny SynthSign val (30 epochs, seed 0) it changed nothing
-beyond noise (rhand_j 0.842 vs 0.858 unscaled, lhand_j 0.283 vs 0.292, rhand_b 0.833 vs
-0.817), so the documented default stands.
+Palm scaling is off by default: on tiny SynthSign val (former 30-epoch SGD recipe, seed 0) it
+changed nothing beyond noise (rhand_j 0.842 vs 0.858 unscaled, lhand_j 0.283 vs 0.292,
+rhand_b 0.833 vs 0.817), so the documented default stands.
 """
 
 from __future__ import annotations

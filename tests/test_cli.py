@@ -71,7 +71,8 @@ def test_report_without_records(cli, tmp_path: Path) -> None:
 def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
     results, reports = tmp_path / "results", tmp_path / "reports"
     code, out, err = cli(
-        "run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--streams", "jm",
+        # A hand stream: the cheapest model (10 joints) keeps this end-to-end test in the fast loop.
+        "run", "--method", "lgf", "--dataset", "synthsign-tiny", "--streams", "lhand_jm",
         "--epochs", "1", "--bootstrap", "50", "--quiet", "--results", str(results),
     )
     assert code == 0, err
@@ -83,7 +84,7 @@ def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
                          "--out", str(reports))
     assert code == 0, err
     markdown = (reports / "synthsign-tiny" / "results-synthsign-tiny.md").read_text()
-    assert "## Minimal pairs" in markdown and "| slgcn | jm | 0 |" in markdown
+    assert "## Minimal pairs" in markdown and "| lgf | lhand_jm | 0 |" in markdown
     assert (reports / "synthsign-tiny" / "results-synthsign-tiny.csv").is_file()
 
     test_run = next(r for r in runs if json.loads((r / "run.json").read_text())["split"] == "test")

@@ -162,9 +162,9 @@ def test_every_stream_shapes(adapter: LGFAdapter, tiny: Dataset, subset: str) ->
         assert v == {"body": 27, "hand10": 10, "hand21": 21}[subset if part != "body" else part]
         data = adapter.stream_data(tiny, config, seed=0)
         x, _, _ = data.train[0]
-        assert x.shape == (3, 32, v, 1)  # train crop
+        assert x.shape == (3, 16, v, 1)  # tiny train crop: 16 of 20 stored frames
         test = torch.stack([data.test[i][0] for i in range(4)])
-        assert test.shape == (4, 3, 40, v, 1) and torch.isfinite(test).all()
+        assert test.shape == (4, 3, 20, v, 1) and torch.isfinite(test).all()
         model = adapter.build_model(config, K).eval()
         with torch.no_grad():
             assert adapter.forward(model, test, -1, config).shape == (4, K), stream
