@@ -31,8 +31,9 @@ STREAMS = ("j", "b", "jm", "bm")
 # (docs/methods/slgcn.md#training-recipe).
 # Paper crop is 120 for the WLASL/CSL joint stream and 100 otherwise; slrbench uses 100.
 # Tiny is sized for the README main job (docs/methods/slgcn.md#training-recipe): every other
-# frame, 12 epochs of Adam; on SynthSign-tiny its test top-1 stays within the 95 % CI of the
-# former 30-epoch SGD recipe on every stream measured, at about a quarter of the compute.
+# frame, 12 epochs of Adam: 4.3x less training than the former 30-epoch SGD recipe, test top-1
+# inside or above that recipe's 95 % CI on 13 of 16 streams
+# (docs/PERFORMANCE.md#tiny-recipe-before-and-after).
 RECIPES: dict[str, dict[str, Any]] = {
     "tiny": {
         "frame_step": 2,

@@ -21,7 +21,7 @@ DOCS = ROOT / "docs"
 CODE_ROOTS = ("bench", "methods", "datasets", "tests", "benchmarks")
 # A citation in code: docs/<path>.md, optionally #anchor, optionally more anchors of the same
 # document after a comma or "and" ("docs/evaluation.md#metrics and #seeds").
-CITATION = re.compile(r"(docs/[a-z0-9_./-]+\.md)((?:#[a-z0-9-]+)?(?:(?:, | and )#[a-z0-9-]+)*)")
+CITATION = re.compile(r"(docs/[A-Za-z0-9_./-]+\.md)((?:#[a-z0-9-]+)?(?:(?:, | and )#[a-z0-9-]+)*)")
 SECTION_SIGN = "\u00a7"
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
 CARD_HEADINGS = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from test_fusion_fixtures import STREAMS, K, labels_for, make_pair, make_record, make_split
@@ -258,6 +260,33 @@ def test_hier_recovers_the_known_optimum(level_search: str) -> None:
     levels = result.fitted.details["levels"]
     assert [lv["level"] for lv in levels] == [1, 1, 2]
     assert {lv.get("group") for lv in levels[:2]} == {"A", "B"}
+
+
+def test_hier_reuses_unchanged_level_searches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leave-one-out row of hier searches only the changed group and the top level again;
+    the looked-up groups give exactly what a fresh search gives."""
+    vs, ts = stacks()
+    options = FusionOptions("hier", trials=12, groups={"joint": ("j", "jm"), "bone": ("b", "bm")})
+    searched: list[tuple[str, ...]] = []
+    search_bayes = fusion_mod._search_bayes
+
+    def counting(options, stack, engine, enqueue=()):  # type: ignore[no-untyped-def]
+        searched.append(stack.streams)
+        return search_bayes(options, stack, engine, enqueue)
+
+    monkeypatch.setattr(fusion_mod, "_search_bayes", counting)
+    fusion_mod._LEVEL_CACHE.clear()
+    full = fit_protocol(options, vs, ts).fitted
+    assert sorted(searched) == [("b", "bm"), ("j", "jm"), ("joint", "bone")]
+    searched.clear()
+    without_jm = replace(options, groups={"joint": ("j",), "bone": ("b", "bm")})
+    row = fit_protocol(without_jm, vs.select(("j", "b", "bm")), ts.select(("j", "b", "bm")))
+    assert searched == [("joint", "bone")]  # bone looked up; a one-stream group needs no search
+    fusion_mod._LEVEL_CACHE.clear()
+    fresh = fit_protocol(options, vs, ts).fitted
+    np.testing.assert_array_equal(fresh.weights, full.weights)
+    assert fresh.details == full.details
+    assert row.fitted.details["group_weights"]["bone"] == full.details["group_weights"]["bone"]
 
 
 def test_stack_beats_chance() -> None:

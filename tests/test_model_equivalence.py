@@ -76,7 +76,7 @@ def run(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, train: bool) ->
     torch.manual_seed(7)
     out = model(x, KEEP_PROB)
     nn.functional.cross_entropy(out, labels).backward()
-    result = {"out": out.detach(), "x.grad": x.grad, "rng": torch.rand(4)}
+    result = {"out": out.detach(), "grad input": x.grad, "rng": torch.rand(4)}
     result |= {f"grad {n}": p.grad for n, p in model.named_parameters() if p.grad is not None}
     result |= {f"buffer {n}": b.clone() for n, b in model.named_buffers() if "running" in n}
     return result

@@ -13,10 +13,14 @@ a subset of streams (`FittedFusion.subset_weights`).
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import itertools
+import json
 import logging
 import re
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -341,14 +345,43 @@ def _starts(options: FusionOptions, streams: Sequence[str]) -> list[np.ndarray]:
     return starts
 
 
+# hier's leave-one-out rows refit every level, but removing one stream changes only its own
+# group and the top level: the other groups' searches have the same inputs and a seeded
+# sampler, so their result is looked up instead of searched again (the same numbers).
+_LEVEL_CACHE: OrderedDict[str, tuple[np.ndarray, dict[str, Any]]] = OrderedDict()
+_LEVEL_CACHE_SIZE = 64
+
+
+def _level_key(options: FusionOptions, stack: StreamStack, starts: list[np.ndarray]) -> str:
+    """Everything a level search reads: settings, streams, scores, labels and start points."""
+    grid = ([v.tolist() for v in _grid_values(options, stack.streams)]
+            if options.level_search == "grid" else None)
+    settings = [options.level_search, options.trials, options.seed, list(options.bounds),
+                list(stack.streams), stack.space, grid, [s.tolist() for s in starts]]
+    digest = hashlib.sha256(json.dumps(settings).encode())
+    for array in (stack.scores, stack.labels):
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
 def _search(options: FusionOptions, stack: StreamStack) -> tuple[np.ndarray, dict[str, Any]]:
     """One level of `hier`: the configured search over `stack`'s streams."""
     if len(stack.streams) == 1:
         return np.ones(1), {"search": "single stream"}
-    engine = HitEngine(stack.scores, stack.labels, ks=(1,))
-    if options.level_search == "grid":
-        return _search_grid(options, stack, engine)
-    return _search_bayes(options, stack, engine, _starts(options, stack.streams))
+    starts = _starts(options, stack.streams)
+    key = _level_key(options, stack, starts)
+    if key not in _LEVEL_CACHE:
+        engine = HitEngine(stack.scores, stack.labels, ks=(1,))
+        if options.level_search == "grid":
+            _LEVEL_CACHE[key] = _search_grid(options, stack, engine)
+        else:
+            _LEVEL_CACHE[key] = _search_bayes(options, stack, engine, starts)
+        while len(_LEVEL_CACHE) > _LEVEL_CACHE_SIZE:
+            _LEVEL_CACHE.popitem(last=False)
+    _LEVEL_CACHE.move_to_end(key)
+    weights, info = _LEVEL_CACHE[key]
+    return weights.copy(), copy.deepcopy(info)
 
 
 def _fit_hier(options: FusionOptions, stack: StreamStack) -> FittedFusion:

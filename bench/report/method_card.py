@@ -1,4 +1,4 @@
-"""A method's card: the facts `slrbench methods NAME` prints and docs/methods/NAME.md embeds.
+"""A method's card: the facts `slrbench methods NAME` prints and docs/methods/<name>.md embeds.
 
 Both renderings come from `card_facts`, so the terminal and the documentation cannot drift
 apart; a test compares the block between the markers of each card with `card_markdown`.
