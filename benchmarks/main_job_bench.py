@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from performance_doc import load_average, machine, write_section  # benchmarks/ is on sys.path
+from performance_doc import load_average, machine, publish  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = re.compile(r"done: train (\d+) s, fuse (\d+) s, report (\d+) s")
@@ -125,10 +125,7 @@ def main() -> None:
         "Budget (issue 10): at most 10 minutes from a fresh clone, the skeleton methods at most "
         "4 minutes of it.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        print(f"wrote {write_section('main_job', text)}")
+    publish("main_job", lines, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 import torch
-from performance_doc import load_average, machine, write_section  # benchmarks/ is on sys.path
+from performance_doc import load_average, machine, publish  # benchmarks/ is on sys.path
 
 from slrbench.datasets.registry import load_dataset
 from slrbench.methods.registry import get_method
@@ -87,10 +87,7 @@ def main() -> None:
         f"torch {torch.__version__}; one-thread workers start with `fork`, several-thread "
         "workers with `forkserver` (bench/training/runner.py).",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        print(f"wrote {write_section('parallel_bench', text)}")
+    publish("parallel_bench", lines, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -53,3 +53,11 @@ def machine() -> str:
     """CPU count and model, OS and Python, for a section's "Machine" line."""
     return (f"{os.cpu_count()} CPUs (`nproc`), {_cpu_model()}, {platform.platform()}, "
             f"Python {platform.python_version()}")
+
+
+def publish(name: str, lines: list[str], write: bool = True) -> None:
+    """Print a benchmark's section and, unless told not to, write it into docs/PERFORMANCE.md."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if write:
+        print(f"wrote {write_section(name, text)}")

@@ -85,7 +85,8 @@ def cell(value: tuple[float, float, float]) -> str:
 def render(args: argparse.Namespace, recipes: list[str], results: dict, walls: dict[str, float],
            loads: tuple[float, float]) -> str:
     candidates = [r for r in recipes if r != "former"]
-    rows, summary = [], {name: [] for name in candidates}
+    rows: list[str] = []
+    summary: dict[str, list[str]] = {name: [] for name in candidates}
     for key in results["former"]:
         before = results["former"][key]
         cells = []
@@ -132,14 +133,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    streams = [tuple(item.split(":", 1)) for item in args.streams.split(",")]
+    streams = [(m, s) for m, s in (item.split(":", 1) for item in args.streams.split(","))]
     recipes = args.recipes.split(",")
     if "former" not in recipes or any(r not in CANDIDATES for r in recipes if r != "former"):
         parser.error(f"--recipes: expected 'former' and names from {', '.join(CANDIDATES)}")
     load_before = load_average()
     results, walls = {}, {}
     for recipe in recipes:
-        results[recipe], walls[recipe] = train(recipe, streams, args.jobs)  # type: ignore[arg-type]
+        results[recipe], walls[recipe] = train(recipe, streams, args.jobs)
         print(f"{recipe}: {walls[recipe]:.1f} s", flush=True)
     text = render(args, recipes, results, walls, (load_before, load_average()))
     print(text)
