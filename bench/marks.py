@@ -13,6 +13,8 @@ FLAG_NOTES = {
     "‡": "reported split possibly val + test merged",
     "*": "extra training data or external pre-training",
     "◊": "slrbench reconstruction (no upstream code)",
+    "⊙": "fusion cross-fitted on the reported split (each fold scored with weights fitted on "
+         "the other folds; folds by signer or by sample, see tuned_on)",
 }
 
 
@@ -28,4 +30,7 @@ def record_flags(meta: dict[str, Any], split: str) -> str:
         flags += "*"
     if meta.get("reconstruction"):
         flags += "◊"
+    fusion = meta.get("fusion") or {}
+    if str(fusion.get("tuned_on") or "").startswith("test-crossfit") and split == "test":
+        flags += "⊙"
     return flags

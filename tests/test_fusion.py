@@ -14,6 +14,7 @@ from slrbench.fusion.engine import to_space
 from slrbench.fusion.pipeline import default_options, fuse_records
 from slrbench.fusion.records import stack_records
 from slrbench.fusion.strategies import FusionOptions, StreamStack, fit_protocol
+from slrbench.marks import record_flags
 from slrbench.store import RecordStore
 from slrbench.store.records import validate_record
 
@@ -100,7 +101,7 @@ def test_crossfit_scores_each_fold_without_its_labels(monkeypatch) -> None:
     options = default_options("slgcn", "synthsign-tiny", strategy="bayes", trials=10,
                               crossfit=4, seed=3)
     result = fit_protocol(options, None, test)
-    assert result.tuned_on == "test-crossfit" and len(result.folds) == 4 == len(seen)
+    assert result.tuned_on == "test-crossfit-sample" and len(result.folds) == 4 == len(seen)
     covered = set()
     for (rows, _), fitted_on in zip(result.folds, seen):
         held = set(test.sample_ids[rows].tolist())
@@ -108,11 +109,37 @@ def test_crossfit_scores_each_fold_without_its_labels(monkeypatch) -> None:
         assert held | fitted_on == set(test.sample_ids.tolist())
         covered |= held
     assert covered == set(test.sample_ids.tolist())
-    assert result.crossfit == {"k": 4, "seed": 3, "stratified": True}
+    assert result.crossfit == {"k": 4, "seed": 3, "folds_by": "sample"}
     again = fit_protocol(options, None, test)
     np.testing.assert_array_equal(again.fold_of, result.fold_of)  # seeded
     with pytest.raises(SlrbenchError, match="--crossfit only"):
         fit_protocol(options, test, test)
+
+
+def test_crossfit_holds_out_whole_signers(monkeypatch) -> None:
+    _, test = stacks()
+    signers = np.array([f"s{i % 6}" for i in range(test.n)])
+    seen: list[set[str]] = []
+    real_fit = fusion_mod.fit
+
+    def spy(options, stack):
+        seen.append(set(stack.sample_ids.tolist()))
+        return real_fit(options, stack)
+
+    monkeypatch.setattr(fusion_mod, "fit", spy)
+    options = FusionOptions("grid", crossfit=3, seed=1)
+    result = fit_protocol(options, None, test, signers)
+    assert result.tuned_on == "test-crossfit-signer"
+    assert result.crossfit == {"k": 3, "seed": 1, "folds_by": "signer"}
+    signer_of = dict(zip(test.sample_ids.tolist(), signers.tolist()))
+    for (rows, _), fitted_on in zip(result.folds, seen):
+        held = set(signers[rows].tolist())
+        assert len(held) == 2  # 6 signers in 3 folds, each signer in one fold only
+        assert not held & {signer_of[i] for i in fitted_on}
+    with pytest.raises(SlrbenchError, match="K=7 folds for 6 test signers"):
+        fit_protocol(replace(options, crossfit=7), None, test, signers)
+    with pytest.raises(SlrbenchError, match="--crossfit with --allow-test-tuning"):
+        fit_protocol(replace(options, allow_test_tuning=True), None, test, signers)
 
 
 def test_crossfit_record_is_not_test_tuned(tmp_path) -> None:
@@ -122,7 +149,8 @@ def test_crossfit_record_is_not_test_tuned(tmp_path) -> None:
                            bootstrap=None)
     record = outcome.records["test"]
     assert record.meta["test_tuned"] is False
-    assert record.meta["fusion"]["tuned_on"] == "test-crossfit"
+    assert record.meta["fusion"]["tuned_on"] == "test-crossfit-sample"
+    assert record_flags(record.meta, "test") == "⊙"  # its own mark: neither † nor clean
     assert len(record.meta["fusion"]["crossfit"]["folds"]) == 3
     assert sorted(set(record.extras["crossfit_fold"].tolist())) == [0, 1, 2]
     assert len(outcome.tables["loo"].frame) == len(STREAMS) + 1

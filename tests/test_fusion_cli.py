@@ -67,7 +67,10 @@ def test_fuse_cli_refuses_without_val(cli, tmp_path: Path) -> None:
     code, out, err = cli(*ARGS, "--strategy", "grid", "--crossfit", "3", "--bootstrap", "0",
                          "--results", str(tmp_path))
     assert code == 0, err
-    assert "test-crossfit" in out
+    assert "test-crossfit-sample" in out and "⊙" in out  # fixture ids are not SynthSign's
+    code, _, err = cli(*ARGS, "--strategy", "grid", "--crossfit", "3", "--allow-test-tuning",
+                       "--results", str(tmp_path))
+    assert_one_line(code, err, "--crossfit with --allow-test-tuning", "expected one")
 
 
 def test_test_tuned_marker_in_fuse_output_and_report(cli, tmp_path: Path) -> None:

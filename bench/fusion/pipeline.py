@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from slrbench.datasets.registry import load_dataset
+from slrbench.errors import SlrbenchError
 from slrbench.fusion.ablation import (
     DEFAULT_CI_ROWS,
     AblationTable,
@@ -78,6 +82,19 @@ class FusionOutcome:
     paths: dict[str, Path] = field(default_factory=dict)  # split -> run dir (when stored)
 
 
+def registry_signers(dataset: str, split: str, sample_ids: np.ndarray) -> np.ndarray | None:
+    """The signer of each sample where the dataset is available locally and knows every one of
+    them; None otherwise (cross-fitting then folds by sample and says so)."""
+    try:
+        data = load_dataset(dataset)
+        by_id = dict(zip(data.spec.splits[split], data.signers(split), strict=True))
+    except (SlrbenchError, KeyError, NotImplementedError):
+        return None
+    if not all(str(i) in by_id for i in sample_ids):
+        return None
+    return np.array([by_id[str(i)] for i in sample_ids], dtype=str)
+
+
 def fuse_records(val_records: Sequence[RunRecord] | None, test_records: Sequence[RunRecord],
                  options: FusionOptions, store: RecordStore | None = None,
                  ablate: Sequence[str] = (),
@@ -93,7 +110,9 @@ def fuse_records(val_records: Sequence[RunRecord] | None, test_records: Sequence
     test = stack_records(test_records, options.space, "test")
     val = stack_records(val_records, options.space, "val") if val_records else None
     kinds = check_kinds(ablate, len(test.streams), val is not None, options.allow_test_tuning)
-    result = fit_protocol(options, val, test)
+    signers = (registry_signers(test_records[0].dataset, "test", test.sample_ids)
+               if options.crossfit else None)
+    result = fit_protocol(options, val, test, signers)
     # Test labels are read from here on only: fitting is done.
     tables = run_ablations(kinds, result, val, test, bootstrap, ci_rows)
     summary = ablation_summary(tables, result, ci_rows) if tables else None

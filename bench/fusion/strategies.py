@@ -114,6 +114,9 @@ class FusionOptions:
                                 f"{', '.join(LEVEL_SEARCHES)}")
         if self.crossfit is not None and self.crossfit < 2:
             raise SlrbenchError(f"--crossfit: found {self.crossfit}; expected K >= 2 folds")
+        if self.crossfit is not None and self.allow_test_tuning:
+            raise SlrbenchError("--crossfit with --allow-test-tuning: found both; expected one "
+                                "(cross-fitting never tunes on the samples it scores)")
         if self.strategy == "fixed" and self.recipe is None:
             raise SlrbenchError("--strategy fixed: the method has no fusion recipe; expected a "
                                 "method with published weights (or use mean, grid, bayes)")
@@ -542,13 +545,13 @@ class FusionResult:
 
     options: FusionOptions
     streams: tuple[str, ...]
-    tuned_on: str | None  # "val", "test", "test-crossfit", or None (nothing fitted)
+    tuned_on: str | None  # "val", "test", "test-crossfit-signer" / "-sample", or None
     fitted: FittedFusion | None  # None when cross-fitted
     folds: list[tuple[np.ndarray, FittedFusion]] | None
     val_fused: np.ndarray | None
     test_fused: np.ndarray
     score_kind: str
-    crossfit: dict[str, Any] | None = None  # k, seed, stratified
+    crossfit: dict[str, Any] | None = None  # k, seed, folds_by
 
     @property
     def fold_of(self) -> np.ndarray | None:
@@ -574,10 +577,12 @@ def refusal(strategy: str, what: str) -> SlrbenchError:
         "a test-tuned upstream protocol, marked †)")
 
 
-def fit_protocol(options: FusionOptions, val: StreamStack | None,
-                 test: StreamStack) -> FusionResult:
+def fit_protocol(options: FusionOptions, val: StreamStack | None, test: StreamStack,
+                 test_signers: np.ndarray | None = None) -> FusionResult:
     """Fit on val and apply to val and test. Without val: refuse if the strategy reads labels,
-    unless cross-fitting (`options.crossfit`) or test tuning (`allow_test_tuning`) was asked."""
+    unless cross-fitting (`options.crossfit`) or test tuning (`allow_test_tuning`) was asked.
+    ``test_signers``: the signer of each test row where the dataset knows it; cross-fitting
+    then holds out whole signers."""
     options.check()
     if val is not None and val.streams != test.streams:
         raise SlrbenchError(f"fusion inputs: val streams {list(val.streams)} differ from test "
@@ -591,7 +596,7 @@ def fit_protocol(options: FusionOptions, val: StreamStack | None,
         if not needs_labels:
             raise SlrbenchError(f"--crossfit with --strategy {options.strategy}: nothing is "
                                 "fitted; expected grid, bayes, hier or stack")
-        return _crossfit(options, test)
+        return _crossfit(options, test, test_signers)
     if needs_labels and val is None and not options.allow_test_tuning:
         raise refusal(options.strategy, f"streams {', '.join(test.streams)}")
     tuning = val if val is not None else test
@@ -602,25 +607,31 @@ def fit_protocol(options: FusionOptions, val: StreamStack | None,
                         fitted.score_kind)
 
 
-def crossfit_folds(labels: np.ndarray, k: int, seed: int) -> tuple[list[np.ndarray], bool]:
-    """Held-out rows of each fold, and whether they are stratified: by class when every class
-    has >= k samples, otherwise plain shuffled folds; seeded."""
-    from sklearn.model_selection import KFold, StratifiedKFold
+def crossfit_folds(n: int, k: int, seed: int,
+                   signers: np.ndarray | None = None) -> tuple[list[np.ndarray], str]:
+    """Held-out rows of each fold and how they were formed: whole signers per fold where the
+    signers are known (a signer's other samples would otherwise leak their style into the
+    weights that score them), else shuffled samples; never by class. Seeded."""
+    from sklearn.model_selection import GroupKFold, KFold
 
-    if k > labels.size:
-        raise SlrbenchError(f"--crossfit: found K={k} folds for {labels.size} test samples; "
+    if signers is not None:
+        groups = np.unique(signers).size
+        if k > groups:
+            raise SlrbenchError(f"--crossfit: found K={k} folds for {groups} test signers; "
+                                f"expected K <= {groups} (folds hold out whole signers)")
+        splitter = GroupKFold(k, shuffle=True, random_state=seed)
+        return [held for _, held in splitter.split(np.zeros(n), groups=signers)], "signer"
+    if k > n:
+        raise SlrbenchError(f"--crossfit: found K={k} folds for {n} test samples; "
                             "expected K <= samples")
-    counts = np.unique(labels, return_counts=True)[1]
-    if counts.min() >= k:
-        splitter = StratifiedKFold(k, shuffle=True, random_state=seed)
-        return [held for _, held in splitter.split(np.zeros(labels.size), labels)], True
-    splitter = KFold(k, shuffle=True, random_state=seed)
-    return [held for _, held in splitter.split(labels)], False
+    return [held for _, held in KFold(k, shuffle=True, random_state=seed).split(np.zeros(n))], \
+        "sample"
 
 
-def _crossfit(options: FusionOptions, test: StreamStack) -> FusionResult:
+def _crossfit(options: FusionOptions, test: StreamStack,
+              signers: np.ndarray | None) -> FusionResult:
     k = options.crossfit or 2
-    held_out, stratified = crossfit_folds(test.labels, k, options.seed)
+    held_out, folds_by = crossfit_folds(test.n, k, options.seed, signers)
     fused = np.empty(test.scores.shape[1:], dtype=np.float32)
     folds = []
     for rows in held_out:
@@ -628,9 +639,9 @@ def _crossfit(options: FusionOptions, test: StreamStack) -> FusionResult:
         fitted = fit(options, test.take(train))  # labels of the other folds only
         fused[rows] = fitted.apply(_scores_only(test, rows))
         folds.append((rows, fitted))
-    return FusionResult(options, test.streams, "test-crossfit", None, folds, None, fused,
-                        folds[0][1].score_kind,
-                        {"k": k, "seed": options.seed, "stratified": stratified})
+    return FusionResult(options, test.streams, f"test-crossfit-{folds_by}", None, folds, None,
+                        fused, folds[0][1].score_kind,
+                        {"k": k, "seed": options.seed, "folds_by": folds_by})
 
 
 def _scores_only(stack: StreamStack, rows: np.ndarray) -> StreamStack:
