@@ -90,8 +90,10 @@ def test_test_tuned_marker_in_fuse_output_and_report(cli, tmp_path: Path) -> Non
     assert fused_rows and all("†" in line for line in fused_rows)
     assert "## Fusion" in report and "### Ablations · slgcn fused:grid †" in report
     assert "not a clean test result" in report
-    figure = tmp_path / "reports" / "synthsign-tiny" / "ablation-slgcn-fused-grid.png"
+    fused_id = RecordStore(tmp_path / "r").find(stream="fused:grid", split="test")[0]["run_id"]
+    figure = tmp_path / "reports" / "synthsign-tiny" / f"ablation-{fused_id}.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"![ablation heatmap](ablation-{fused_id}.png)" in report
     csv = pd.read_csv(tmp_path / "reports" / "synthsign-tiny" / "results-synthsign-tiny.csv")
     assert csv.loc[csv["stream"] == "fused:grid", "tuned_on"].tolist() == ["test"]
 
@@ -180,3 +182,25 @@ def test_twelve_stream_ablation_rows_stay_readable_at_80_columns() -> None:
         text = console.export_text()
         assert "90.56" in text and "90.83" in text and "…" not in text, text
     assert "lhand_bm" in text and "-1.11" in text
+
+
+def test_ablations_ranked_on_test_say_so_and_figures_never_collide(cli, tmp_path: Path) -> None:
+    _, test = make_pair(with_val=False)
+    fill_store(RecordStore(tmp_path / "r"), None, test)
+    outputs = []
+    for seed in ("0", "1"):  # two fused records with the same stream name, fused:bayes
+        code, out, err = cli(*ARGS, "--strategy", "bayes", "--trials", "5", "--seed", seed,
+                             "--allow-test-tuning", "--ablate", "subsets", "--bootstrap", "0",
+                             "--results", str(tmp_path / "r"))
+        assert code == 0, err
+        outputs.append(out)
+    assert all("ranked on test (no val records)" in " ".join(out.split()) for out in outputs)
+    code, out, err = cli("report", "--dataset", "synthsign-tiny", "--results",
+                         str(tmp_path / "r"), "--out", str(tmp_path / "reports"))
+    assert code == 0, err
+    report = (tmp_path / "reports" / "synthsign-tiny" / "results-synthsign-tiny.md").read_text()
+    assert "**subsets** (ranked on test (no val records))" in report
+    fused = RecordStore(tmp_path / "r").find(stream="fused:bayes", split="test")
+    assert len(fused) == 2
+    for row in fused:
+        assert (tmp_path / "reports" / "synthsign-tiny" / f"ablation-{row['run_id']}.png").is_file()

@@ -116,13 +116,23 @@ def compact_streams(label: str) -> str:
     return " · ".join(f"{part} {','.join(items)}".strip() for part, items in parts.items())
 
 
+def ranking_note(name: str, frame: pd.DataFrame) -> str:
+    """Which split ordered an ablation whose rows are ranked (subsets) or chosen (greedy); a
+    table ranked on test is not a clean selection, so it says so."""
+    if name not in ("subsets", "greedy"):
+        return ""
+    return "ranked on val" if "val_pi@1" in frame else "ranked on test (no val records)"
+
+
 def ablation_rich(name: str, frame: pd.DataFrame, flags: str = "") -> Table:
     """One ablation table (subsets: the top rows only). Leave-one-out and greedy rows name the
     stream removed or added; the subset table lists its streams compactly."""
     shown = frame.head(TOP_SUBSETS) if name == "subsets" else frame
     title = {"loo": "leave one stream out", "subsets": f"all subsets (top {len(shown)} of "
              f"{len(frame)})", "greedy": "greedy forward selection"}[name]
-    table = Table(title=f"ablation · {title}{' ' + flags if flags else ''}")
+    note = ranking_note(name, frame)
+    table = Table(title=f"ablation · {title}{' · ' + note if note else ''}"
+                        f"{' ' + flags if flags else ''}")
     first = {"loo": "removed", "subsets": "rank", "greedy": "added"}[name]
     table.add_column(first, no_wrap=True)
     if name == "subsets":
@@ -276,9 +286,10 @@ def fusion_section(metas: Iterable[dict[str, Any]], split: str,
             lines.append("† These ablations inherit the fused record's test tuning: not clean "
                          "test results.")
         for name, frame in tables.items():
-            lines += ["", f"**{name}**", ""] + _md_table(name, frame)
-        stem = meta["stream"].replace(":", "-")
-        figure = heatmap(meta, tables, out_dir / f"ablation-{meta['method']}-{stem}.png")
+            note = ranking_note(name, frame)
+            lines += ["", f"**{name}**{f' ({note})' if note else ''}", ""] + _md_table(name, frame)
+        # Named by run id: two fused records of the same stream name keep their own figure.
+        figure = heatmap(meta, tables, out_dir / f"ablation-{meta['run_id']}.png")
         if figure is not None:
             figures.append(figure)
             lines += ["", f"![ablation heatmap]({figure.name})"]
