@@ -61,7 +61,7 @@ def run_suite(
 ) -> SuiteOutcome:
     """``run_settings``: the other `RunRequest` fields (device, overrides, resume, ...);
     ``jobs`` / ``threads``: see `slrbench.training.Compute.resolve`."""
-    console = console or Console()
+    console = console or Console(emoji=False)
     seconds: dict[str, float] = {}
     requests = [
         RunRequest(method=adapter, dataset=dataset, preset=preset or adapter.spec.default_preset,

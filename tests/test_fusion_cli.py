@@ -204,3 +204,14 @@ def test_ablations_ranked_on_test_say_so_and_figures_never_collide(cli, tmp_path
     assert len(fused) == 2
     for row in fused:
         assert (tmp_path / "reports" / "synthsign-tiny" / f"ablation-{row['run_id']}.png").is_file()
+
+
+@pytest.mark.parametrize("option, value",
+                         [("--grid", "a:b:c"), ("--streams", "[bold]j[/bold],:smile:")])
+def test_user_text_in_errors_is_printed_literally(cli, store_dir: Path, option: str,
+                                                  value: str) -> None:
+    # Rich would turn ":b:" into an emoji and "[bold]" into markup; the error must echo the input.
+    code, _, err = cli(*ARGS, "--strategy", "grid", option, value, "--results", str(store_dir))
+    shown = value if option == "--grid" else "[bold]j[/bold]"
+    assert_one_line(code, err, option, shown)
+    assert err.isascii()  # no emoji rendered

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from slrbench.cli import datasets, fuse, methods, report, run
 from slrbench.cli.common import error_console
@@ -38,7 +39,9 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except SlrbenchError as error:
-        error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        # A Text object is never parsed, so user text in the message stays literal.
+        error_console.print(Text.assemble(("error:", "red"), f" {error}"), highlight=False,
+                            soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)
     except typer.Exit as done:
         sys.exit(done.exit_code)

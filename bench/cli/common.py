@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from slrbench.metrics import BootstrapConfig
     from slrbench.store import RecordStore
 
-console = Console()
-error_console = Console(stderr=True)
+# No emoji codes: user text such as `--grid a:b:c` must print as typed, never as a symbol.
+console = Console(emoji=False)
+error_console = Console(stderr=True, emoji=False)
 
 ResultsOption = Annotated[
     Path | None,

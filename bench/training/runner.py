@@ -128,7 +128,7 @@ def run_all(requests: Sequence[RunRequest], store: RecordStore, console: Console
     once; returns the outcomes per request, in stream order. ``jobs`` / ``threads``: see
     `Compute.resolve` (defaults sized to the streams that really need training)."""
     quiet = not any(r.progress for r in requests)
-    console = console or Console(quiet=quiet)
+    console = console or Console(quiet=quiet, emoji=False)
     tasks = [_plan(request, stream) for request in requests for stream in request.streams]
     outcomes: dict[int, StreamOutcome] = {}
     to_train: list[int] = []
