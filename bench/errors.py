@@ -22,3 +22,19 @@ def expect(condition: bool, message: str) -> None:
     """Raise `SlrbenchError(message)` unless `condition` holds."""
     if not condition:
         raise SlrbenchError(message)
+
+
+# Upper limits of the numbers a user types: checked before anything is allocated, so a typo such
+# as --trials 1000000000 is a one-line error instead of a 30 GB allocation.
+MAX_SEED = 2**32 - 1  # numpy's and torch's common seed range
+MAX_TRIALS = 100_000
+MAX_RESAMPLES = 100_000
+MAX_EPOCHS = 100_000
+MAX_GRID_STEPS = 10_000  # per stream
+
+
+def check_range(option: str, value: int, low: int, high: int) -> None:
+    """Refuse ``value`` outside [low, high], naming the option."""
+    if not low <= value <= high:
+        raise SlrbenchError(f"{option}: found {value}; expected an integer from {low:,} to "
+                            f"{high:,}")

@@ -92,3 +92,20 @@ def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
     code, _, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results),
                        "--out", str(reports))
     assert_one_line_error(code, err, str(test_run / "run.json"))
+
+
+@pytest.mark.parametrize("args, option", [
+    (("fuse", "--strategy", "bayes", "--seed", "-1"), "--seed"),
+    (("fuse", "--strategy", "bayes", "--seed", str(2**64)), "--seed"),
+    (("fuse", "--strategy", "bayes", "--trials", "1000000000"), "--trials"),
+    (("fuse", "--strategy", "mean", "--bootstrap", "1000000000"), "--bootstrap"),
+    (("fuse", "--strategy", "grid", "--grid", "0:1:1000000000"), "--grid"),
+    (("run", "--epochs", "100000000"), "--epochs"),
+    (("run", "--seed", "-3"), "--seed"),
+])
+def test_unbounded_numbers_are_refused_before_any_work(cli, tmp_path, args, option) -> None:
+    # Checked before anything is allocated or trained: nothing appears in the store.
+    code, _, err = cli(*args, "--method", "slgcn", "--dataset", "synthsign-tiny",
+                       "--results", str(tmp_path / "r"))
+    assert_one_line_error(code, err, option, "expected")
+    assert not (tmp_path / "r" / "runs").exists()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from slrbench.errors import SlrbenchError
+from slrbench.errors import MAX_RESAMPLES, check_range
 
 if TYPE_CHECKING:
     from slrbench.metrics import BootstrapConfig
@@ -44,6 +44,5 @@ def bootstrap_config(resamples: int) -> BootstrapConfig | None:
     """--bootstrap N: N resamples with the fixed seed 0 that records store; 0 turns CIs off."""
     from slrbench.metrics import BootstrapConfig
 
-    if resamples < 0:
-        raise SlrbenchError(f"--bootstrap: found {resamples}, expected 0 or more resamples")
+    check_range("--bootstrap", resamples, 0, MAX_RESAMPLES)
     return BootstrapConfig(resamples=resamples, seed=0) if resamples else None

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from slrbench.cli.common import ResultsOption, bootstrap_config, console, open_store, split_list
-from slrbench.errors import SlrbenchError
+from slrbench.errors import MAX_GRID_STEPS, SlrbenchError
 
 
 def parse_grid(text: str | None) -> dict[str, list[float]] | None:
@@ -21,12 +21,13 @@ def parse_grid(text: str | None) -> dict[str, list[float]] | None:
         try:
             low, high, steps = spec.split(":")
             count = int(steps)
-            if count < 1:
+            if not 1 <= count <= MAX_GRID_STEPS:
                 raise ValueError
             return [round(float(v), 6) for v in np.linspace(float(low), float(high), count)]
         except ValueError:
             raise SlrbenchError(
-                f"--grid: found {spec!r}; expected lo:hi:steps like 0:1.2:7"
+                f"--grid: found {spec!r}; expected lo:hi:steps like 0:1.2:7 (steps 1 to "
+                f"{MAX_GRID_STEPS:,})"
             ) from None
 
     if "=" not in text:

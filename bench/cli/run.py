@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from slrbench.cli.common import ResultsOption, bootstrap_config, console, open_store, split_list
-from slrbench.errors import SlrbenchError
+from slrbench.errors import MAX_EPOCHS, MAX_SEED, SlrbenchError, check_range
 
 if TYPE_CHECKING:
     from slrbench.datasets.base import Dataset
@@ -68,8 +68,9 @@ def run(
     for adapter in adapters:
         adapter.check_preset(preset or adapter.spec.default_preset)
     chosen_streams = [adapter.check_streams(split_list(streams)) for adapter in adapters]
-    if epochs is not None and epochs < 1:
-        raise SlrbenchError(f"--epochs: found {epochs}, expected a positive integer")
+    if epochs is not None:
+        check_range("--epochs", epochs, 1, MAX_EPOCHS)
+    check_range("--seed", seed, 0, MAX_SEED)
     bootstrap_settings = bootstrap_config(bootstrap)
     if resume and restart:
         raise SlrbenchError("--resume and --restart: found both, expected at most one")

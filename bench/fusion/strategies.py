@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from slrbench.errors import SlrbenchError
+from slrbench.errors import MAX_SEED, MAX_TRIALS, SlrbenchError, check_range
 from slrbench.fusion.engine import FUSED_KIND, SPACES, HitEngine, check_weights, fused_scores
 from slrbench.methods.base import FusionRecipe
 
@@ -104,8 +104,8 @@ class FusionOptions:
         if self.space not in SPACES:
             raise SlrbenchError(f"--space: found {self.space!r}; expected one of "
                                 f"{', '.join(SPACES)}")
-        if self.trials < 1:
-            raise SlrbenchError(f"--trials: found {self.trials}; expected at least 1")
+        check_range("--trials", self.trials, 1, MAX_TRIALS)
+        check_range("--seed", self.seed, 0, MAX_SEED)
         low, high = self.bounds
         if not 0 <= low < high:
             raise SlrbenchError(f"bounds: found {self.bounds}; expected 0 <= low < high")
