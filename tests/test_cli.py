@@ -102,6 +102,8 @@ def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
     (("fuse", "--strategy", "grid", "--grid", "0:1:1000000000"), "--grid"),
     (("run", "--epochs", "100000000"), "--epochs"),
     (("run", "--seed", "-3"), "--seed"),
+    (("run", "--streams", ","), "--streams"),  # empty must not mean "all streams"
+    (("fuse", "--streams", ""), "--streams"),
 ])
 def test_unbounded_numbers_are_refused_before_any_work(cli, tmp_path, args, option) -> None:
     # Checked before anything is allocated or trained: nothing appears in the store.

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from slrbench.errors import MAX_RESAMPLES, check_range
+from slrbench.errors import MAX_RESAMPLES, SlrbenchError, check_range
 
 if TYPE_CHECKING:
     from slrbench.metrics import BootstrapConfig
@@ -34,10 +34,15 @@ def open_store(results: Path | None) -> RecordStore:
     return RecordStore(results or results_dir())
 
 
-def split_list(value: str | None) -> list[str] | None:
-    """`a, b,,c` -> ["a", "b", "c"]; nothing given -> None."""
-    parts = [part.strip() for part in (value or "").split(",") if part.strip()]
-    return parts or None
+def split_list(value: str | None, option: str) -> list[str] | None:
+    """`a, b,,c` -> ["a", "b", "c"]; not given -> None. Given but empty (`""`, `,`) is an
+    error: it must not silently mean "all"."""
+    if value is None:
+        return None
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not parts:
+        raise SlrbenchError(f"{option}: found {value!r}; expected a comma list of names")
+    return parts
 
 
 def bootstrap_config(resamples: int) -> BootstrapConfig | None:

@@ -80,6 +80,7 @@ def fuse(
     options.check()
     outcome = fuse_from_store(
         open_store(results), method, dataset, options,
-        streams=split_list(streams), input_seed=input_seed, ablate=split_list(ablate) or (),
+        streams=split_list(streams, "--streams"), input_seed=input_seed,
+        ablate=split_list(ablate, "--ablate") or (),
         bootstrap=bootstrap_settings, ci_rows=ci_rows)
     print_outcome(outcome, console)

@@ -28,7 +28,7 @@ def report(
     from slrbench.report import REPORT_FORMATS, build_report
 
     get_entry(dataset)
-    chosen = split_list(formats) or []
+    chosen = split_list(formats, "--format") or []
     if not chosen or any(f not in REPORT_FORMATS for f in chosen):
         raise SlrbenchError(
             f"--format: found '{formats}', expected a comma-separated subset of "

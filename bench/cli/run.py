@@ -57,7 +57,7 @@ def run(
     from slrbench.methods.registry import METHOD_NAMES, get_method
     from slrbench.training import RunRequest, run_all, select_device
 
-    names = list(METHOD_NAMES) if method == "all" else split_list(method) or []
+    names = list(METHOD_NAMES) if method == "all" else split_list(method, "--method") or []
     adapters = [get_method(name) for name in dict.fromkeys(names)]
     if not adapters:
         raise SlrbenchError(f"--method: found '{method}', expected a method name, a comma "
@@ -67,7 +67,8 @@ def run(
                             "(stream names are per method)")
     for adapter in adapters:
         adapter.check_preset(preset or adapter.spec.default_preset)
-    chosen_streams = [adapter.check_streams(split_list(streams)) for adapter in adapters]
+    stream_names = split_list(streams, "--streams")
+    chosen_streams = [adapter.check_streams(stream_names) for adapter in adapters]
     if epochs is not None:
         check_range("--epochs", epochs, 1, MAX_EPOCHS)
     check_range("--seed", seed, 0, MAX_SEED)
