@@ -35,6 +35,5 @@ MAX_GRID_STEPS = 10_000  # per stream
 
 def check_range(option: str, value: int, low: int, high: int) -> None:
     """Refuse ``value`` outside [low, high], naming the option."""
-    if not low <= value <= high:
-        raise SlrbenchError(f"{option}: found {value}; expected an integer from {low:,} to "
-                            f"{high:,}")
+    expect(low <= value <= high,
+           f"{option}: found {value}; expected an integer from {low:,} to {high:,}")

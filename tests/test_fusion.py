@@ -88,16 +88,22 @@ def test_allow_test_tuning_marks_records(tmp_path) -> None:
     assert any("tuned on the test split" in r for r in meta["leaky_reasons"])
 
 
-def test_crossfit_scores_each_fold_without_its_labels(monkeypatch) -> None:
-    _, test = stacks()
+def record_fitted_ids(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """The sample ids of every stack `fit` is given from now on, in call order."""
     seen: list[set[str]] = []
     real_fit = fusion_mod.fit
 
-    def spy(options, stack):
+    def spy(options, stack):  # type: ignore[no-untyped-def]
         seen.append(set(stack.sample_ids.tolist()))
         return real_fit(options, stack)
 
     monkeypatch.setattr(fusion_mod, "fit", spy)
+    return seen
+
+
+def test_crossfit_scores_each_fold_without_its_labels(monkeypatch) -> None:
+    _, test = stacks()
+    seen = record_fitted_ids(monkeypatch)
     options = default_options("slgcn", "synthsign-tiny", strategy="bayes", trials=10,
                               crossfit=4, seed=3)
     result = fit_protocol(options, None, test)
@@ -119,14 +125,7 @@ def test_crossfit_scores_each_fold_without_its_labels(monkeypatch) -> None:
 def test_crossfit_holds_out_whole_signers(monkeypatch) -> None:
     _, test = stacks()
     signers = np.array([f"s{i % 6}" for i in range(test.n)])
-    seen: list[set[str]] = []
-    real_fit = fusion_mod.fit
-
-    def spy(options, stack):
-        seen.append(set(stack.sample_ids.tolist()))
-        return real_fit(options, stack)
-
-    monkeypatch.setattr(fusion_mod, "fit", spy)
+    seen = record_fitted_ids(monkeypatch)
     options = FusionOptions("grid", crossfit=3, seed=1)
     result = fit_protocol(options, None, test, signers)
     assert result.tuned_on == "test-crossfit-signer"

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from slrbench.cli.common import ResultsOption, bootstrap_config, console, open_store, split_list
-from slrbench.errors import MAX_EPOCHS, MAX_SEED, SlrbenchError, check_range
+from slrbench.errors import MAX_EPOCHS, SlrbenchError, check_range
 
 if TYPE_CHECKING:
     from slrbench.datasets.base import Dataset
@@ -71,7 +71,6 @@ def run(
     chosen_streams = [adapter.check_streams(stream_names) for adapter in adapters]
     if epochs is not None:
         check_range("--epochs", epochs, 1, MAX_EPOCHS)
-    check_range("--seed", seed, 0, MAX_SEED)
     bootstrap_settings = bootstrap_config(bootstrap)
     if resume and restart:
         raise SlrbenchError("--resume and --restart: found both, expected at most one")

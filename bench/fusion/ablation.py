@@ -208,12 +208,18 @@ def leave_one_out(scorer: _RefitScorer) -> AblationTable:
     return AblationTable("loo", frame)
 
 
+def ranking_split(columns: Any) -> str:
+    """The split that ranks subsets and drives greedy selection: val when the table has val
+    columns, else test (only reachable without val records)."""
+    return "val" if "val_pi@1" in columns else "test"
+
+
 def all_subsets(scorer: _Scorer, ci_rows: int) -> AblationTable:
     s = len(scorer.streams)
     codes = np.arange(1, 2 ** s)
     masks = ((codes[:, None] >> np.arange(s)[None, :]) & 1).astype(bool)
     values = scorer.metrics(masks)
-    ranked_on = "val" if "val_pi@1" in values else "test"
+    ranked_on = ranking_split(values)
     keys = [values[f"{ranked_on}_{m}"] for m in ("pi@1", "pi@5") if f"{ranked_on}_{m}" in values]
     # Best first: higher pi@1, higher pi@5, fewer streams, then stream order.
     order = np.lexsort([codes, masks.sum(axis=1)] + [-k for k in reversed(keys)])

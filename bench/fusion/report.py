@@ -15,6 +15,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from slrbench.fusion.ablation import ranking_split
 from slrbench.marks import record_flags
 from slrbench.metrics import METRIC_LABELS
 
@@ -121,7 +122,8 @@ def ranking_note(name: str, frame: pd.DataFrame) -> str:
     table ranked on test is not a clean selection, so it says so."""
     if name not in ("subsets", "greedy"):
         return ""
-    return "ranked on val" if "val_pi@1" in frame else "ranked on test (no val records)"
+    return ("ranked on val" if ranking_split(frame) == "val"
+            else "ranked on test (no val records)")
 
 
 def ablation_rich(name: str, frame: pd.DataFrame, flags: str = "") -> Table:

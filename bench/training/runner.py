@@ -35,7 +35,7 @@ from rich.console import Console
 
 from slrbench import __version__
 from slrbench.datasets.base import Dataset
-from slrbench.errors import SlrbenchError
+from slrbench.errors import MAX_SEED, SlrbenchError, check_range
 from slrbench.methods.base import MethodAdapter
 from slrbench.metrics import METRIC_DEFINITIONS_VERSION, BootstrapConfig, evaluate
 from slrbench.store.provenance import (
@@ -80,6 +80,9 @@ class RunRequest:
     rerun: bool = False
     bootstrap: BootstrapConfig | None = _DEFAULT_BOOTSTRAP
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("--seed", self.seed, 0, MAX_SEED)  # before any stream is planned
 
 
 @dataclass(frozen=True)
