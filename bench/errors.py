@@ -37,3 +37,32 @@ def check_range(option: str, value: int, low: int, high: int) -> None:
     """Refuse ``value`` outside [low, high], naming the option."""
     expect(low <= value <= high,
            f"{option}: found {value}; expected an integer from {low:,} to {high:,}")
+
+
+# Operating-system errors a user fixes by freeing space or choosing another place: errno name ->
+# what was expected instead. Atomic writes guarantee nothing was half-written when they occur.
+_FIXABLE_OS_ERRORS = {
+    "ENOSPC": "free space on that file system (nothing was half-written: rerun the same "
+              "command, with --resume for a run, once space is freed)",
+    "EDQUOT": "disk quota left (nothing was half-written: rerun once space is freed)",
+    "EROFS": "a writable file system (choose another folder with --results, --out or "
+             "SLRBENCH_CACHE)",
+    "EACCES": "a path you may read and write (choose another folder with --results, --out or "
+              "SLRBENCH_CACHE)",
+    "EPERM": "a path you may read and write",
+    "ENOTDIR": "a directory there, not a file",
+    "EISDIR": "a file there, not a directory",
+    "ELOOP": "a path without symlink loops",
+    "ENAMETOOLONG": "a shorter path",
+}
+
+
+def os_error_message(error: OSError) -> str | None:
+    """One line for an `OSError` the user can fix (naming the file), else None."""
+    import errno
+
+    name = errno.errorcode.get(error.errno or -1)
+    if name not in _FIXABLE_OS_ERRORS:
+        return None
+    where = error.filename if error.filename is not None else "a file slrbench was writing"
+    return f"{where}: {error.strerror or name} ({name}); expected {_FIXABLE_OS_ERRORS[name]}"

@@ -5,11 +5,13 @@ real isolated-SLR benchmarks (facts from docs/datasets/README.md; their content 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from slrbench.datasets.base import Dataset
 from slrbench.errors import SlrbenchError
 from slrbench.paths import cache_dir
+from slrbench.store.verify import RegistryFacts
 
 
 @dataclass(frozen=True)
@@ -210,3 +212,22 @@ def load_dataset(name: str, seed: int = 0) -> Dataset:
         f"--dataset {name}: no prepared local copy at {prepared_dir(name)} "
         "(slrbench ships no real dataset content and cannot yet import one)"
     )
+
+
+@lru_cache(maxsize=32)
+def registry_facts(name: str) -> RegistryFacts | None:
+    """What records of `name` must agree with (slrbench.store.verify); None for a dataset the
+    registry does not know (a user's own subset). SynthSign's classes and ids come from its
+    generator's metadata, which is cheap (no arrays are generated)."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        return None
+    if entry.synthetic:
+        from slrbench.datasets.synthsign import SynthSign, SynthSignConfig
+
+        spec = SynthSign(SynthSignConfig.preset(entry.synthsign_preset or "tiny", seed=0)).spec
+        return RegistryFacts(dataset=name, num_classes=spec.num_classes,
+                             vocab_sha256=spec.vocab_sha256,
+                             split_ids={s: frozenset(ids) for s, ids in spec.splits.items()})
+    return RegistryFacts(dataset=name, num_classes=entry.num_classes,
+                         split_sizes=dict(entry.split_sizes))

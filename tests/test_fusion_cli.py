@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_fusion_fixtures import STREAMS, fill_store, make_pair
+from test_fusion_fixtures import DATASET, STREAMS, fill_store, make_pair
 
 from slrbench.errors import EXIT_BAD_INPUT
 from slrbench.fusion.pipeline import default_options, fuse_records
 from slrbench.metrics import BootstrapConfig, evaluate
 from slrbench.store import RecordStore
 
-ARGS = ("fuse", "--method", "slgcn", "--dataset", "synthsign-tiny")
+ARGS = ("fuse", "--method", "slgcn", "--dataset", DATASET)
 
 
 @pytest.fixture
@@ -80,30 +80,30 @@ def test_test_tuned_marker_in_fuse_output_and_report(cli, tmp_path: Path) -> Non
                          "--bootstrap", "50", "--results", str(tmp_path / "r"))
     assert code == 0, err
     assert "†" in out
-    code, out, err = cli("report", "--dataset", "synthsign-tiny", "--results",
+    code, out, err = cli("report", "--dataset", DATASET, "--results",
                          str(tmp_path / "r"), "--out", str(tmp_path / "reports"))
     assert code == 0, err
     assert "†" in out
-    report = (tmp_path / "reports" / "synthsign-tiny" / "results-synthsign-tiny.md").read_text()
+    report = (tmp_path / "reports" / DATASET / f"results-{DATASET}.md").read_text()
     fused_rows = [line for line in report.splitlines()
                   if "fused:grid" in line and line.startswith("|")]
     assert fused_rows and all("†" in line for line in fused_rows)
     assert "## Fusion" in report and "### Ablations · slgcn fused:grid †" in report
     assert "not a clean test result" in report
     fused_id = RecordStore(tmp_path / "r").find(stream="fused:grid", split="test")[0]["run_id"]
-    figure = tmp_path / "reports" / "synthsign-tiny" / f"ablation-{fused_id}.png"
+    figure = tmp_path / "reports" / DATASET / f"ablation-{fused_id}.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"![ablation heatmap](ablation-{fused_id}.png)" in report
-    csv = pd.read_csv(tmp_path / "reports" / "synthsign-tiny" / "results-synthsign-tiny.csv")
+    csv = pd.read_csv(tmp_path / "reports" / DATASET / f"results-{DATASET}.csv")
     assert csv.loc[csv["stream"] == "fused:grid", "tuned_on"].tolist() == ["test"]
 
 
 def test_clean_fusion_has_no_marker_in_report(cli, store_dir: Path, tmp_path: Path) -> None:
     assert cli(*ARGS, "--strategy", "mean", "--bootstrap", "0", "--results", str(store_dir))[0] == 0
-    code, _, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(store_dir),
+    code, _, err = cli("report", "--dataset", DATASET, "--results", str(store_dir),
                        "--out", str(tmp_path / "rep"))
     assert code == 0, err
-    report = (tmp_path / "rep" / "synthsign-tiny" / "results-synthsign-tiny.md").read_text()
+    report = (tmp_path / "rep" / DATASET / f"results-{DATASET}.md").read_text()
     row = next(line for line in report.splitlines() if "| fused:mean |" in line)
     assert "†" not in row
 
@@ -195,15 +195,15 @@ def test_ablations_ranked_on_test_say_so_and_figures_never_collide(cli, tmp_path
         assert code == 0, err
         outputs.append(out)
     assert all("ranked on test (no val records)" in " ".join(out.split()) for out in outputs)
-    code, out, err = cli("report", "--dataset", "synthsign-tiny", "--results",
+    code, out, err = cli("report", "--dataset", DATASET, "--results",
                          str(tmp_path / "r"), "--out", str(tmp_path / "reports"))
     assert code == 0, err
-    report = (tmp_path / "reports" / "synthsign-tiny" / "results-synthsign-tiny.md").read_text()
+    report = (tmp_path / "reports" / DATASET / f"results-{DATASET}.md").read_text()
     assert "**subsets** (ranked on test (no val records))" in report
     fused = RecordStore(tmp_path / "r").find(stream="fused:bayes", split="test")
     assert len(fused) == 2
     for row in fused:
-        assert (tmp_path / "reports" / "synthsign-tiny" / f"ablation-{row['run_id']}.png").is_file()
+        assert (tmp_path / "reports" / DATASET / f"ablation-{row['run_id']}.png").is_file()
 
 
 @pytest.mark.parametrize("option, value",

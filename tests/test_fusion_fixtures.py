@@ -16,6 +16,9 @@ from slrbench.store.records import RunRecord, derived_meta, meta_template, new_r
 
 STREAMS = ("j", "b", "jm", "bm")
 K = 8
+# Not a registry dataset: the records' ids and classes are made up, and a registry dataset's
+# records are checked against its real ids and class list when loaded.
+DATASET = "toy8"
 
 
 def labels_for(n: int, k: int = K, seed: int = 0) -> np.ndarray:
@@ -34,7 +37,7 @@ def noisy_logits(labels: np.ndarray, strength: float, rng: np.random.Generator,
 
 
 def make_record(split: str, stream: str, ids: Sequence[str], labels: np.ndarray,
-                logits: np.ndarray, method: str = "slgcn", dataset: str = "synthsign-tiny",
+                logits: np.ndarray, method: str = "slgcn", dataset: str = DATASET,
                 seed: int = 0, shuffle: int | None = None, **fields) -> RunRecord:
     """A valid stream record; `shuffle` permutes its rows (fusion must align by id)."""
     ids = np.asarray(ids)

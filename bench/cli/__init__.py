@@ -1,7 +1,8 @@
 """The `slrbench` command line (Typer + rich): one thin module per command.
 
-User errors surface as one line on stderr and exit code 2 (`SlrbenchError`); everything else
-is a bug and keeps its traceback.
+User errors surface as one line on stderr and exit code 2 (`SlrbenchError`, and operating-system
+errors a user can fix: a full disk, a read-only or missing folder, a file where a folder should
+be); everything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from rich.text import Text
 
 from slrbench.cli import datasets, fuse, methods, report, run
 from slrbench.cli.common import error_console
-from slrbench.errors import EXIT_BAD_INPUT, SlrbenchError
+from slrbench.errors import EXIT_BAD_INPUT, SlrbenchError, os_error_message
 
 app = typer.Typer(
     name="slrbench",
@@ -48,6 +49,13 @@ def main() -> None:
     except ClickException as error:
         error.show()
         sys.exit(error.exit_code)
+    except OSError as error:
+        message = os_error_message(error)
+        if message is None:
+            raise  # not something the user can fix: a bug, keep the traceback
+        error_console.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False,
+                            soft_wrap=True)
+        sys.exit(EXIT_BAD_INPUT)
     except (typer.Abort, KeyboardInterrupt):
         error_console.print("interrupted: run the same command with --resume to continue")
         sys.exit(130)

@@ -5,6 +5,7 @@ Heavy modules (torch, pandas) are imported inside the commands so `slrbench --he
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,11 +28,37 @@ ResultsOption = Annotated[
 ]
 
 
-def open_store(results: Path | None) -> RecordStore:
-    from slrbench.paths import results_dir
+def open_store(results: Path | None, writable: bool = True) -> RecordStore:
+    """The record store of --results (else $SLRBENCH_RESULTS, else ./results), checked to be a
+    usable folder before any work starts."""
+    from slrbench.paths import check_directory, results_dir
     from slrbench.store import RecordStore
 
-    return RecordStore(results or results_dir())
+    origin = "--results" if results else (
+        "$SLRBENCH_RESULTS" if "SLRBENCH_RESULTS" in os.environ else "--results (default)")
+    store = RecordStore(check_directory(results or results_dir(), origin, writable))
+    index = store.index_path
+    if index.exists() and not index.is_file():
+        raise SlrbenchError(f"{index}: not a file; expected the store's index (remove it: it is "
+                            "rebuilt from runs/)")
+    return store
+
+
+def output_dir(out: Path | None) -> Path:
+    """--out (else $SLRBENCH_REPORTS, else ./reports), checked to be a writable folder."""
+    from slrbench.paths import check_directory, reports_dir
+
+    origin = "--out" if out else (
+        "$SLRBENCH_REPORTS" if "SLRBENCH_REPORTS" in os.environ else "--out (default)")
+    return check_directory(out or reports_dir(), origin, writable=True)
+
+
+def check_cache() -> None:
+    """SLRBENCH_CACHE (where SynthSign is generated) must be a writable folder."""
+    from slrbench.paths import cache_dir, check_directory
+
+    origin = "$SLRBENCH_CACHE" if "SLRBENCH_CACHE" in os.environ else "the cache (default)"
+    check_directory(cache_dir(), origin, writable=True)
 
 
 def split_list(value: str | None, option: str) -> list[str] | None:

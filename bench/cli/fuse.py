@@ -48,11 +48,14 @@ def fuse(
         help="Score space: logits, probs or log_probs (default: the method's recipe).")] = None,
     streams: Annotated[str | None, typer.Option(
         help="Comma-separated streams (default: every stream with records).")] = None,
-    seed: Annotated[int, typer.Option(help="Sampler, cross-fitting and stacking seed.")] = 0,
-    trials: Annotated[int, typer.Option(help="bayes / hier: trials per search.")] = 200,
+    seed: Annotated[int | None, typer.Option(
+        help="Sampler, cross-fitting and stacking seed (default 0).")] = None,
+    trials: Annotated[int | None, typer.Option(
+        help="bayes / hier: trials per search (default 200).")] = None,
     grid: Annotated[str | None, typer.Option(
         help="grid: lo:hi:steps for all streams, or j=1:2:11,b=0.5:1.5:11.")] = None,
-    level_search: Annotated[str, typer.Option(help="hier: bayes or grid per level.")] = "bayes",
+    level_search: Annotated[str | None, typer.Option(
+        help="hier: bayes or grid per level (default bayes).")] = None,
     allow_test_tuning: Annotated[bool, typer.Option(
         "--allow-test-tuning",
         help="Without val records, fit on test (upstream reproductions only; marked †).")] = False,
@@ -61,26 +64,35 @@ def fuse(
     ablate: Annotated[str | None, typer.Option(
         help="Comma-separated: loo, subsets, greedy.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
-    ci_rows: Annotated[int, typer.Option(help="Subsets ablation: rows given CIs.")] = 10,
+    ci_rows: Annotated[int | None, typer.Option(
+        help="Subsets ablation: rows given CIs (default 10).")] = None,
     input_seed: Annotated[int | None, typer.Option(
         help="Only fuse input records trained with this seed.")] = None,
     results: ResultsOption = None,
 ) -> None:
     """Fuse a method's stream records: fit weights on val, score test, store fused records."""
     from slrbench.fusion import default_options, fuse_from_store
+    from slrbench.fusion.ablation import DEFAULT_CI_ROWS
     from slrbench.fusion.report import print_outcome
+    from slrbench.fusion.strategies import DEFAULT_TRIALS
 
     bootstrap_settings = bootstrap_config(bootstrap)
-    if ci_rows < 0:
+    ablations = split_list(ablate, "--ablate") or []
+    if ci_rows is not None and ci_rows < 0:
         raise SlrbenchError(f"--ci-rows: found {ci_rows}, expected 0 or more")
+    if ci_rows is not None and "subsets" not in ablations:
+        raise SlrbenchError("--ci-rows: given, but only the subsets ablation uses it; expected "
+                            "it with --ablate subsets")
+    given = {"--seed": seed, "--trials": trials, "--grid": grid, "--level-search": level_search}
     options = default_options(
-        method, dataset, strategy=strategy, space=space, seed=seed, trials=trials,
-        grid=parse_grid(grid), level_search=level_search,
-        allow_test_tuning=allow_test_tuning, crossfit=crossfit)
+        method, dataset, strategy=strategy, space=space, seed=0 if seed is None else seed,
+        trials=DEFAULT_TRIALS if trials is None else trials, grid=parse_grid(grid),
+        level_search=level_search or "bayes", allow_test_tuning=allow_test_tuning,
+        crossfit=crossfit)
     options.check()
+    options.check_given([name for name, value in given.items() if value is not None])
     outcome = fuse_from_store(
         open_store(results), method, dataset, options,
-        streams=split_list(streams, "--streams"), input_seed=input_seed,
-        ablate=split_list(ablate, "--ablate") or (),
-        bootstrap=bootstrap_settings, ci_rows=ci_rows)
+        streams=split_list(streams, "--streams"), input_seed=input_seed, ablate=ablations,
+        bootstrap=bootstrap_settings, ci_rows=DEFAULT_CI_ROWS if ci_rows is None else ci_rows)
     print_outcome(outcome, console)

@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from slrbench.cli.common import ResultsOption, console, open_store, split_list
+from slrbench.cli.common import (
+    ResultsOption,
+    check_cache,
+    console,
+    open_store,
+    output_dir,
+    split_list,
+)
 from slrbench.errors import SlrbenchError
 
 
@@ -23,18 +30,18 @@ def report(
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: md, csv.")] = "md,csv",
 ) -> None:
     """Tabulate the stored records of a dataset: rich table, Markdown and CSV."""
-    from slrbench.datasets.registry import get_entry
-    from slrbench.paths import reports_dir
+    from slrbench.datasets.registry import REGISTRY
     from slrbench.report import REPORT_FORMATS, build_report
 
-    get_entry(dataset)
     chosen = split_list(formats, "--format") or []
     if not chosen or any(f not in REPORT_FORMATS for f in chosen):
         raise SlrbenchError(
             f"--format: found '{formats}', expected a comma-separated subset of "
             f"{', '.join(REPORT_FORMATS)}"
         )
-    written = build_report(open_store(results), dataset, split, out or reports_dir(), chosen,
-                           console)
+    store, out_dir = open_store(results, writable=False), output_dir(out)
+    if dataset in REGISTRY and REGISTRY[dataset].synthetic:
+        check_cache()  # the minimal-pair table reads (or generates) SynthSign there
+    written = build_report(store, dataset, split, out_dir, chosen, console)
     for path in written:
         console.print(f"wrote {path}")

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from slrbench.cli.common import ResultsOption, bootstrap_config, console, open_store, split_list
+from slrbench.cli.common import (
+    ResultsOption,
+    bootstrap_config,
+    check_cache,
+    console,
+    open_store,
+    output_dir,
+    split_list,
+)
 from slrbench.errors import MAX_EPOCHS, SlrbenchError, check_range
 
 if TYPE_CHECKING:
@@ -75,6 +83,7 @@ def run(
     if resume and restart:
         raise SlrbenchError("--resume and --restart: found both, expected at most one")
     torch_device = select_device(device)
+    store = open_store(results)  # a bad --results fails before SynthSign is generated
     data = _load(dataset, quiet)
     settings: dict[str, Any] = {
         "device": torch_device,
@@ -84,7 +93,6 @@ def run(
         "rerun": rerun,
         "progress": not quiet,
     }
-    store = open_store(results)
     console.print(f"[bold]{', '.join(a.spec.name for a in adapters)}[/bold] on "
                   f"[bold]{data.spec.name}[/bold]: seed {seed}, device {torch_device}")
     if len(adapters) > 1:
@@ -106,6 +114,8 @@ def _load(name: str, quiet: bool) -> Dataset:
     from slrbench.training.loop import print_line
 
     synthetic = get_entry(name).synthetic
+    if synthetic:
+        check_cache()  # generated there: a bad folder fails now, not after minutes of work
     tic = time.perf_counter()
     if not quiet and synthetic:
         print_line(f"{name}: loading (generated and cached on first use)")
@@ -118,10 +128,9 @@ def _load(name: str, quiet: bool) -> Dataset:
 def _suite(adapters: list[MethodAdapter], data: Dataset, store: RecordStore, preset: str | None,
            seed: int, settings: dict[str, Any], bootstrap: BootstrapConfig | None,
            jobs: int | None, threads: int | None) -> None:
-    from slrbench.paths import reports_dir
     from slrbench.suite import run_suite
 
-    outcome = run_suite(adapters, data, store, reports_dir(), preset=preset, seed=seed,
+    outcome = run_suite(adapters, data, store, output_dir(None), preset=preset, seed=seed,
                         run_settings=settings, bootstrap=bootstrap, jobs=jobs, threads=threads,
                         console=console)
     for method, outcomes in outcome.streams.items():

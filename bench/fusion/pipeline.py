@@ -108,6 +108,7 @@ def fuse_records(val_records: Sequence[RunRecord] | None, test_records: Sequence
     if val_records:
         check_pairs(val_records, test_records)
     test = stack_records(test_records, options.space, "test")
+    options.check_grid_streams(test.streams)
     val = stack_records(val_records, options.space, "val") if val_records else None
     kinds = check_kinds(ablate, len(test.streams), val is not None, options.allow_test_tuning)
     signers = (registry_signers(test_records[0].dataset, "test", test.sample_ids)
@@ -137,9 +138,11 @@ def fuse_records(val_records: Sequence[RunRecord] | None, test_records: Sequence
             validate_record(record, f"fused {split} record {record.run_id}")
         with tempfile.TemporaryDirectory(prefix="slrbench-ablation-") as tmp:
             side = write_tables(tables, summary, Path(tmp)) if tables and summary else {}
-            if "val" in records:
-                outcome.paths["val"] = store.add(records["val"])
-            outcome.paths["test"] = store.add(records["test"], side_files=side)
+            # The fused val and test records appear together or not at all.
+            splits = list(records)
+            paths = store.add_group([(records[split], side if split == "test" else None)
+                                     for split in splits])
+            outcome.paths.update(zip(splits, paths))
     return outcome
 
 

@@ -141,8 +141,10 @@ def select_records(store: RecordStore, method: str, dataset: str,
         raise SlrbenchError(
             f"--method {method} --dataset {dataset}: no val record of the same checkpoint for "
             f"stream(s) {lacking}; expected a val record for every fused stream (or none)")
-    test_records = [store.load(test_rows[s]["run_id"]) for s in chosen]
-    val_records = [store.load(val_rows[s]["run_id"]) for s in chosen] if val_rows else None
+    # Checked on load: a fusion never starts from an edited or foreign record.
+    test_records = [store.load_checked(test_rows[s]["run_id"]) for s in chosen]
+    val_records = ([store.load_checked(val_rows[s]["run_id"]) for s in chosen]
+                   if val_rows else None)
     return val_records, test_records
 
 

@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import re
 import warnings
 from collections import OrderedDict
@@ -36,6 +37,15 @@ STRATEGIES = ("fixed", "mean", "grid", "bayes", "hier", "stack")
 FITTED = frozenset({"grid", "bayes", "hier", "stack"})  # strategies that read labels
 LEVEL_SEARCHES = ("bayes", "grid")
 DEFAULT_TRIALS = 200
+# Fusion weights are relative; a grid beyond this is a typo, not a search.
+MAX_WEIGHT = 1e6
+# Which strategies read each option of `slrbench fuse` (for the "ignored option" error).
+_USERS = {
+    "--trials": "--strategy bayes, or hier with --level-search bayes",
+    "--grid": "--strategy grid, or hier with --level-search grid",
+    "--level-search": "--strategy hier",
+    "--seed": "--strategy bayes, hier (bayes levels) or stack, or with --crossfit",
+}
 DEFAULT_BOUNDS = (0.0, 2.0)
 OBJECTIVE = "pi@1 on the tuning split; ties: lower NLL of the fused scores"
 # Grid values per modality suffix: DSTA-SLR's published grids (docs/methods/dsta.md#default-fusion);
@@ -117,9 +127,43 @@ class FusionOptions:
         if self.crossfit is not None and self.allow_test_tuning:
             raise SlrbenchError("--crossfit with --allow-test-tuning: found both; expected one "
                                 "(cross-fitting never tunes on the samples it scores)")
+        for stream, values in (self.grid or {}).items():
+            bad = [v for v in values if not (math.isfinite(v) and 0 <= v <= MAX_WEIGHT)]
+            if bad:
+                raise SlrbenchError(
+                    f"--grid: weight {bad[0]} for {'every stream' if stream == '*' else stream!r}; "
+                    f"expected finite weights from 0 to {MAX_WEIGHT:g}")
         if self.strategy == "fixed" and self.recipe is None:
             raise SlrbenchError("--strategy fixed: the method has no fusion recipe; expected a "
                                 "method with published weights (or use mean, grid, bayes)")
+
+    def uses(self, option: str) -> bool:
+        """Whether this strategy reads `option` (a name of the `slrbench fuse` command)."""
+        searching = self.strategy == "bayes" or (self.strategy == "hier"
+                                                  and self.level_search == "bayes")
+        return {
+            "--trials": searching,
+            "--grid": self.strategy == "grid" or (self.strategy == "hier"
+                                                   and self.level_search == "grid"),
+            "--level-search": self.strategy == "hier",
+            "--seed": searching or self.strategy == "stack" or self.crossfit is not None,
+        }.get(option, True)
+
+    def check_given(self, given: Sequence[str]) -> None:
+        """Refuse options the user typed that this strategy would silently ignore."""
+        ignored = [option for option in given if not self.uses(option)]
+        if ignored:
+            raise SlrbenchError(
+                f"{ignored[0]}: given, but --strategy {self.strategy}"
+                + (f" with --level-search {self.level_search}" if self.strategy == "hier" else "")
+                + f" ignores it; expected it only with {_USERS[ignored[0]]}")
+
+    def check_grid_streams(self, streams: Sequence[str]) -> None:
+        """Every stream named in --grid is one being fused."""
+        unknown = sorted(set(self.grid or {}) - {"*"} - set(streams))
+        if unknown:
+            raise SlrbenchError(f"--grid: stream {unknown[0]!r} is not among the fused streams; "
+                                f"expected one of {', '.join(streams)}")
 
     def to_config(self) -> dict[str, Any]:
         return {

@@ -114,11 +114,12 @@ def record_minimal_pairs(record: RunRecord, pairs: Sequence[Pair]) -> dict[str, 
 
 def dataset_minimal_pairs(dataset: str) -> tuple[list[Pair], int]:
     """The minimal pairs a dataset declares (SynthSign) and its class count; no pairs for real
-    datasets."""
-    from slrbench.datasets.registry import get_entry, load_dataset
+    datasets or a user's own."""
+    from slrbench.datasets.registry import REGISTRY, load_dataset
     from slrbench.datasets.synthsign import SynthSign
 
-    if not get_entry(dataset).synthetic:
+    entry = REGISTRY.get(dataset)
+    if entry is None or not entry.synthetic:
         return [], 0
     loaded = load_dataset(dataset)
     assert isinstance(loaded, SynthSign)  # load_dataset builds SynthSign for synthetic entries

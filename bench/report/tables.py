@@ -27,7 +27,7 @@ from slrbench.report.minimal_pairs import (
 )
 from slrbench.store.atomic import atomic_write_text
 from slrbench.store.record_store import RecordStore
-from slrbench.store.records import read_meta
+from slrbench.store.records import RunRecord
 
 REPORT_FORMATS = ("md", "csv")
 HEADLINE_METRICS = ("pi@1", "pi@5", "pc@1", "pc@5")
@@ -45,8 +45,9 @@ def format_metric(metric: dict[str, Any] | None, key: str) -> str:
             f"{metric['ci_high'] * scale:.{digits}f}]")
 
 
-def _latest_metas(store: RecordStore, dataset: str, split: str) -> list[dict[str, Any]]:
-    """The newest record per (method, preset, stream, seed, config): re-runs supersede."""
+def _latest_records(store: RecordStore, dataset: str, split: str) -> list[RunRecord]:
+    """The newest record per (method, preset, stream, seed, config): re-runs supersede. Each
+    is checked on load (docs/store.md#checked-on-load) before any of its numbers is shown."""
     rows = store.find(dataset=dataset, split=split)
     corrupt = store.corrupt_runs()
     if corrupt:
@@ -56,6 +57,12 @@ def _latest_metas(store: RecordStore, dataset: str, split: str) -> list[dict[str
             f"{reason} ({len(corrupt)} unreadable run dir(s); repair or remove them)"
         )
     if not rows:
+        from slrbench.datasets.registry import REGISTRY
+
+        if dataset not in REGISTRY:  # a user's own dataset is reported once it has records
+            raise SlrbenchError(
+                f"--dataset: unknown dataset '{dataset}' (no records of it in {store.root}); "
+                f"expected one of {', '.join(REGISTRY)} or a dataset with stored records")
         raise SlrbenchError(
             f"--dataset {dataset}: no {split} records in {store.root}; "
             f"run `slrbench run --method slgcn --dataset {dataset}` first"
@@ -63,14 +70,14 @@ def _latest_metas(store: RecordStore, dataset: str, split: str) -> list[dict[str
     frame = pd.DataFrame(rows).sort_values("finished_at")
     keys = ["method", "preset", "stream", "seed", "config_sha256"]
     latest = frame.groupby(keys, sort=False, dropna=False).tail(1)
-    metas = [read_meta(Path(path)) for path in latest["path"]]
+    records = [store.load_checked(run_id) for run_id in latest["run_id"]]
     # Paths are attached before sorting so each row links to its own record.
-    for meta, path in zip(metas, latest["path"]):
-        meta["_path"] = str(path)
+    for record, path in zip(records, latest["path"]):
+        record.meta["_path"] = str(path)
     # Fused records may lack a common preset or seed: None sorts first instead of failing.
-    metas.sort(key=lambda m: (m["method"], m["preset"] or "", _stream_order(m),
-                              -1 if m["seed"] is None else m["seed"]))
-    return metas
+    records.sort(key=lambda r: (r.meta["method"], r.meta["preset"] or "", _stream_order(r.meta),
+                                -1 if r.meta["seed"] is None else r.meta["seed"]))
+    return records
 
 
 def _stream_order(meta: dict[str, Any]) -> tuple[int, str]:
@@ -207,12 +214,12 @@ def build_report(
     formats: Iterable[str],
     console: Console | None = None,
 ) -> list[Path]:
-    metas = _latest_metas(store, dataset, split)
+    records = _latest_records(store, dataset, split)
+    metas = [record.meta for record in records]
     out_dir = Path(out_root) / dataset
     out_dir.mkdir(parents=True, exist_ok=True)
     pairs, num_classes = dataset_minimal_pairs(dataset)
-    pair_rows = (minimal_pairs_rows([store.load(meta["run_id"]) for meta in metas], pairs,
-                                    num_classes) if pairs else [])
+    pair_rows = minimal_pairs_rows(records, pairs, num_classes) if pairs else []
     if console is not None:
         console.print(_rich_table(metas, split, dataset))
         rich_section(metas, split, console)

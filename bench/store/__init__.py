@@ -2,8 +2,8 @@
 atomically, indexed, and loadable into pandas. Guarantees: docs/store.md.
 
     from slrbench.store import RecordStore
-    store = RecordStore("results")
-    record = store.load(store.latest(split="test", stream="j")["run_id"])
+    store = RecordStore()  # $SLRBENCH_RESULTS, else ./results
+    record = store.latest_record(split="test", stream="j")
 
 Modules: `records` (the record and its validation), `record_store` (`RecordStore`: run
 directories plus a rebuildable index), `atomic` (temp-and-rename writes), `provenance`

@@ -3,7 +3,8 @@
 ```
 <root>/runs/<run_id>/      one record each (slrbench.store.records), written atomically
 <root>/index.jsonl         one row per record; a cache, never the source of truth
-<root>/index.skipped.json  run dirs the last rebuild could not index, with the reason
+<root>/index.skipped.json  run dirs the last rebuild left out, with the reason: corrupt ones, and
+                           members of partly committed groups (a crash between the renames)
 <root>/.index.lock         filelock serialising index appends, rebuilds and reads
 ```
 
@@ -16,11 +17,13 @@ in place is not detected (call `rebuild_index()`).
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from filelock import FileLock
 
 from slrbench.errors import SlrbenchError
 from slrbench.store.atomic import (
+    StagedDirectory,
     atomic_write_json,
     atomic_write_text,
     fsync_dir,
@@ -49,6 +53,7 @@ from slrbench.store.records import (
     stage_record,
     validate_meta,
 )
+from slrbench.store.verify import verify_record
 
 INDEX_FILE = "index.jsonl"
 SKIPPED_FILE = "index.skipped.json"
@@ -66,7 +71,8 @@ _CI_SUFFIXES = (("ci_low", "_lo"), ("ci_high", "_hi"))
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # Non-finite numbers become null: one bad value must never make the index unwritable.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
 
@@ -102,7 +108,11 @@ def index_row(meta: Mapping[str, Any]) -> dict[str, Any]:
 class RecordStore:
     """Run records under `root` (default location: `slrbench.paths.results_dir()`)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        if root is None:  # where the CLI writes: $SLRBENCH_RESULTS, else ./results
+            from slrbench.paths import results_dir
+
+            root = results_dir()
         self.root = Path(root).expanduser().absolute()
         self.runs = self.root / RUNS_DIR
         self.index_path = self.root / INDEX_FILE
@@ -129,20 +139,68 @@ class RecordStore:
 
     def add(self, record: RunRecord, side_files: Mapping[str, str | Path] | None = None) -> Path:
         """Write `record` atomically and append its index row; returns the run directory."""
+        return self.add_group([(record, side_files)])[0]
+
+    def add_group(self, items: Sequence[tuple[RunRecord, Mapping[str, str | Path] | None]]
+                  ) -> list[Path]:
+        """Write records that belong together (a run's val and test records) so that they
+        become visible together or not at all (docs/store.md#pairs-commit-together).
+
+        Every member is validated and staged first (outside the lock); then, under the lock, all
+        are renamed into place and their index rows appended in one write. Each member of a group
+        of two or more names the whole group in `commit_group`; a crash between the renames
+        leaves a partial group, which readers treat as absent and `gc()` removes. Once every
+        rename succeeded the group is committed: a failure to append the index (a full disk) no
+        longer raises, the index is only marked stale and rebuilt by the next reader.
+        """
+        records = [record for record, _ in items]
+        if len(records) > 1:
+            members = [r.run_id for r in records]
+            group = {"id": members[0], "members": members}
+            records = [RunRecord({**r.meta, "commit_group": group}, r.sample_ids, r.labels,
+                                 r.scores, dict(r.extras)) for r in records]
         self.runs.mkdir(parents=True, exist_ok=True)
-        staged = stage_record(self.root, record, side_files)
-        line = json.dumps(index_row(record.meta), ensure_ascii=False, allow_nan=False) + "\n"
+        staged: list[StagedDirectory] = []
         try:
+            for record, (_, side_files) in zip(records, items):
+                staged.append(stage_record(self.root, record, side_files))
+            lines = "".join(json.dumps(index_row(r.meta), ensure_ascii=False, allow_nan=False)
+                            + "\n" for r in records)
             with self._lock():
-                path = staged.commit()
-                with open(self.index_path, "a", encoding="utf-8") as f:
-                    f.write(line)
-                    f.flush()
-                    os.fsync(f.fileno())
+                paths = self._commit_all(staged)
+                self._append_index(lines)
         finally:
-            staged.discard()  # no-op once committed
+            for stage in staged:
+                stage.discard()  # no-op once committed
         fsync_dir(self.root)
-        return path
+        return paths
+
+    def _commit_all(self, staged: Sequence[StagedDirectory]) -> list[Path]:
+        """Rename every staged member into place, or none: a failed rename removes the members
+        already renamed (nobody has seen them: readers wait for the lock we hold)."""
+        done: list[Path] = []
+        try:
+            for stage in staged:
+                done.append(stage.commit())
+        except BaseException:
+            for path in done:
+                remove_path(path)
+            raise
+        return done
+
+    def _append_index(self, lines: str) -> None:
+        try:
+            with open(self.index_path, "a", encoding="utf-8") as f:
+                f.write(lines)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            # The records are committed; the index is a cache. Drop it so the next reader
+            # rebuilds it from runs/ instead of trusting a file that may lack these rows.
+            with suppress(OSError):
+                self.index_path.unlink(missing_ok=True)
+            warnings.warn(f"{self.index_path}: not updated ({exc.strerror or exc}); it will be "
+                          "rebuilt from runs/ on the next read", stacklevel=4)
 
     # ------------------------------------------------------------------------------ reading
 
@@ -150,8 +208,15 @@ class RecordStore:
         """Names of committed run dirs (temp dirs and stray files are not records)."""
         if not self.runs.is_dir():
             return set()
-        return {e.name for e in os.scandir(self.runs) if e.is_dir() and not is_temp_name(e.name)
-                and not e.name.startswith(".")}
+        names = set()
+        for entry in os.scandir(self.runs):
+            if is_temp_name(entry.name) or entry.name.startswith("."):
+                continue
+            # A symlink that resolves nowhere (dangling, or a loop) is a broken record, not a
+            # stray file: it is listed as corrupt with its reason by `_scan`.
+            if (entry.is_symlink() and _symlink_problem(Path(entry.path))) or _is_dir(entry):
+                names.add(entry.name)
+        return names
 
     def _read_index_file(self) -> list[dict[str, Any]] | None:
         """Rows of index.jsonl, or None if missing or damaged (then it is rebuilt)."""
@@ -172,25 +237,38 @@ class RecordStore:
             rows.append(row)
         return rows
 
-    def _read_skipped(self) -> dict[str, str]:
+    def _read_unindexed(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(corrupt, incomplete) run dirs of the last rebuild: run id -> reason."""
         try:
             data = json.loads(self.skipped_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+            return {}, {}
+        # Anything else (an older flat layout, damage) reads as empty: the sets then disagree
+        # with runs/ and the next read rebuilds this cache.
+        corrupt = data.get("corrupt") if isinstance(data, dict) else None
+        incomplete = data.get("incomplete") if isinstance(data, dict) else None
+        return (corrupt if isinstance(corrupt, dict) else {},
+                incomplete if isinstance(incomplete, dict) else {})
 
     def _agrees(self, rows: list[dict[str, Any]], dirs: set[str]) -> bool:
-        """Every run dir is indexed exactly once or listed as skipped, and nothing else."""
+        """Every run dir is indexed exactly once or listed as unindexed, and nothing else."""
         ids = [r["run_id"] for r in rows]
-        skipped = set(self._read_skipped())
-        return len(ids) == len(set(ids)) and not (set(ids) & skipped) and set(ids) | skipped == dirs
+        corrupt, incomplete = self._read_unindexed()
+        unindexed = set(corrupt) | set(incomplete)
+        return (len(ids) == len(set(ids)) and not (set(ids) & unindexed)
+                and set(ids) | unindexed == dirs)
 
-    def _scan(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        """Index rows from run.json files; corrupt dirs go to the skipped map with a reason."""
-        rows, skipped = [], {}
+    def _scan(self) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, str]]:
+        """Index rows from run.json files, plus the dirs left out: corrupt ones and members of a
+        commit group whose other members are missing (a writer died between the renames)."""
+        metas, corrupt = {}, {}
         for name in sorted(self._run_dirs()):
             run_dir = self.runs / name
             try:
+                problem = _symlink_problem(run_dir)
+                if problem:
+                    raise SlrbenchError(f"{run_dir}: a symlink that does not resolve to a "
+                                        f"directory ({problem}); expected a run directory")
                 meta = read_meta(run_dir)
                 validate_meta(meta, str(run_dir / RUN_JSON))
                 if meta["run_id"] != name:
@@ -200,24 +278,33 @@ class RecordStore:
                     raise SlrbenchError(
                         f"{run_dir / OUTPUTS}: missing; expected per-sample outputs"
                     )
-                rows.append(index_row(meta))
+                metas[name] = meta
             except SlrbenchError as exc:
-                skipped[name] = str(exc)
+                corrupt[name] = str(exc)
+        incomplete = {}
+        for name, meta in metas.items():
+            members = (meta.get("commit_group") or {}).get("members") or []
+            missing = [m for m in members if m not in metas]
+            if missing:
+                incomplete[name] = (f"commit group {meta['commit_group'].get('id')!r} lacks "
+                                    f"{', '.join(map(str, missing))}")
+        rows = [index_row(m) for name, m in metas.items() if name not in incomplete]
         rows.sort(key=lambda r: (r.get("finished_at") or "", r["run_id"]))
-        return rows, skipped
+        return rows, corrupt, incomplete
 
     def _rebuild_locked(self) -> list[dict[str, Any]]:
-        rows, skipped = self._scan()
-        self.warnings = list(skipped.values())
+        rows, corrupt, incomplete = self._scan()
+        self.warnings = list(corrupt.values())
         if self._writable():
             atomic_write_text(self.index_path, "".join(
                 json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows))
-            if skipped:
-                atomic_write_json(self.skipped_path, skipped)
+            if corrupt or incomplete:
+                atomic_write_json(self.skipped_path,
+                                  {"corrupt": corrupt, "incomplete": incomplete})
             else:
                 self.skipped_path.unlink(missing_ok=True)
-        if skipped:
-            warnings.warn(f"{self.root}: {len(skipped)} run dir(s) could not be indexed: "
+        if corrupt:
+            warnings.warn(f"{self.root}: {len(corrupt)} run dir(s) could not be indexed: "
                           + "; ".join(self.warnings[:3]), stacklevel=3)
         return rows
 
@@ -245,7 +332,12 @@ class RecordStore:
     def corrupt_runs(self) -> dict[str, str]:
         """Run dirs that could not be indexed: run id -> reason (naming the file)."""
         self.index()
-        return self._read_skipped() if self._writable() else dict(self._scan()[1])
+        return self._read_unindexed()[0] if self._writable() else self._scan()[1]
+
+    def incomplete_runs(self) -> dict[str, str]:
+        """Members of partly committed groups (invisible; `gc()` removes them)."""
+        self.index()
+        return self._read_unindexed()[1] if self._writable() else self._scan()[2]
 
     def find(self, **filters: Any) -> list[dict[str, Any]]:
         """Rows whose fields equal the filters; a list/tuple/set value means 'any of'."""
@@ -270,6 +362,16 @@ class RecordStore:
                                 "listed by `index()`")
         return read_record(path)
 
+    def load_checked(self, run_id: str) -> RunRecord:
+        """`load`, then the checks every number must pass before it is used
+        (docs/store.md#checked-on-load): headline metrics recomputed from the stored arrays,
+        classes and ids against the dataset registry."""
+        from slrbench.datasets.registry import registry_facts  # the store itself needs no datasets
+
+        record = self.load(run_id)
+        verify_record(record, registry_facts(record.dataset), str(self.runs / run_id / RUN_JSON))
+        return record
+
     def latest(self, **filters: Any) -> dict[str, Any] | None:
         """The matching row with the newest finished_at (ties: larger run_id), or None."""
         rows = self.find(**filters)
@@ -277,6 +379,19 @@ class RecordStore:
             return None
         floor = parse_utc("0001-01-01T00:00:00+00:00")
         return max(rows, key=lambda r: (parse_utc(r.get("finished_at")) or floor, r["run_id"]))
+
+    def latest_record(self, **filters: Any) -> RunRecord:
+        """The record of `latest(**filters)`, checked on load; a one-line `SlrbenchError`
+        saying what was searched where when nothing matches (an empty store, a typo)."""
+        row = self.latest(**filters)
+        if row is None:
+            wanted = ", ".join(f"{k}={v!r}" for k, v in filters.items()) or "any record"
+            total = len(self.index())
+            state = "the store is empty" if total == 0 else f"it holds {total} other record(s)"
+            raise SlrbenchError(
+                f"{self.root}: no record matches {wanted} ({state}); expected the results of "
+                "`slrbench run` here (set SLRBENCH_RESULTS or pass the folder)")
+        return self.load_checked(row["run_id"])
 
     def frame(self, **filters: Any) -> pd.DataFrame:
         """One row per record: index fields, then each metric with its CI columns
@@ -311,13 +426,41 @@ class RecordStore:
 
     def gc(self, max_age_s: float = 3600.0) -> list[Path]:
         """Remove `.tmp-*` leftovers of crashed writers (dead process on this host, or older
-        than `max_age_s`); returns what was removed."""
+        than `max_age_s`) and the members of partly committed groups; returns what was
+        removed."""
         removed = []
         for directory in (self.root, self.runs):
             for path in stale_temp_paths(directory, max_age_s):
                 remove_path(path)
                 removed.append(path)
+        if self._writable():
+            with self._lock():
+                # Under the lock no live writer is between renames: a partial group is a crash.
+                self._rebuild_locked()
+                for name in self._read_unindexed()[1]:
+                    remove_path(self.runs / name)
+                    removed.append(self.runs / name)
+                self._rebuild_locked()
         return removed
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop: reported by _symlink_problem
+        return False
+
+
+def _symlink_problem(path: Path) -> str | None:
+    """Why the symlink `path` does not lead to a directory (None: not a symlink, or fine)."""
+    if not path.is_symlink():
+        return None
+    try:
+        return None if path.resolve(strict=True).is_dir() else "it points at a file"
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return "a symlink loop"
+    except OSError as exc:
+        return "a symlink loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
 
 
 def _metric_order(column: str) -> tuple[str, int]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import secrets
 import shutil
@@ -35,9 +36,9 @@ from slrbench.errors import SlrbenchError
 from slrbench.store.atomic import StagedDirectory, check_npz_arrays, dumps_json, write_npz
 from slrbench.store.provenance import config_sha256, sha256_ids
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 # Versions this code reads: each later version only added optional fields.
-READABLE_VERSIONS = frozenset({1, 2})
+READABLE_VERSIONS = frozenset({1, 2, 3})
 
 # One line per schema version; any change to run.json or outputs.npz bumps RECORD_VERSION.
 CHANGELOG: tuple[str, ...] = (
@@ -49,6 +50,9 @@ CHANGELOG: tuple[str, ...] = (
     "family, data, model and train sections, dataset, seed), compute (jobs, torch threads, usable "
     "cores) and reused_from (the record whose outputs a reused stream repeats). Version 1 "
     "records stay readable.",
+    "3: optional run.json field commit_group {id, members}: records written together (a run's "
+    "val and test records, a fusion's pair) are visible only once every member is in the store. "
+    "Versions 1 and 2 stay readable.",
 )
 
 RUN_JSON = "run.json"
@@ -127,6 +131,7 @@ OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "training_sha256": ("str", "null"),
     "compute": ("dict", "null"),
     "reused_from": ("str", "null"),
+    "commit_group": ("dict", "null"),
 }
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,199}$")
@@ -413,6 +418,12 @@ def validate_meta(meta: Any, source: str) -> None:
                 f"{source}: metric '{name}' is {_kind(value)}; expected a number, null or "
                 "{value, ci_low, ci_high}"
             )
+        parts = value.items() if isinstance(value, dict) else [("value", value)]
+        for part, number in parts:
+            # Python's json reads NaN and Infinity; a metric holding one is damage, not data.
+            if _kind(number) == "float" and not math.isfinite(number):
+                raise SlrbenchError(f"{source}: metric '{name}' {part} is {number}; expected a "
+                                    "finite number or null")
     _validate_fusion(meta.get("fusion"), source)
 
 
