@@ -47,13 +47,18 @@ def main() -> None:
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except ClickException as error:
-        error.show()
+        # Click's usage block spans several lines; a bad value gets the same one line as ours.
+        where = getattr(getattr(error, "ctx", None), "command_path", "slrbench")
+        message = " ".join(error.format_message().split())
+        error_console.print(Text.assemble(("error:", "red"),
+                                          f" {message} (see `{where} --help`)"),
+                            highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
     except OSError as error:
-        message = os_error_message(error)
-        if message is None:
+        fixable = os_error_message(error)
+        if fixable is None:
             raise  # not something the user can fix: a bug, keep the traceback
-        error_console.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False,
+        error_console.print(Text.assemble(("error:", "red"), f" {fixable}"), highlight=False,
                             soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)
     except (typer.Abort, KeyboardInterrupt):

@@ -20,7 +20,7 @@ from slrbench.cli.common import (
     output_dir,
     split_list,
 )
-from slrbench.errors import MAX_EPOCHS, SlrbenchError, check_range
+from slrbench.errors import MAX_EPOCHS, MAX_SEED, SlrbenchError, check_range
 
 if TYPE_CHECKING:
     from slrbench.datasets.base import Dataset
@@ -64,6 +64,7 @@ def run(
     """Train each stream, select on val, write val and test records."""
     from slrbench.methods.registry import METHOD_NAMES, get_method
     from slrbench.training import RunRequest, run_all, select_device
+    from slrbench.training.compute import check_counts
 
     names = list(METHOD_NAMES) if method == "all" else split_list(method, "--method") or []
     adapters = [get_method(name) for name in dict.fromkeys(names)]
@@ -79,6 +80,8 @@ def run(
     chosen_streams = [adapter.check_streams(stream_names) for adapter in adapters]
     if epochs is not None:
         check_range("--epochs", epochs, 1, MAX_EPOCHS)
+    check_counts(jobs, threads)
+    check_range("--seed", seed, 0, MAX_SEED)
     bootstrap_settings = bootstrap_config(bootstrap)
     if resume and restart:
         raise SlrbenchError("--resume and --restart: found both, expected at most one")

@@ -111,11 +111,14 @@ def select_records(store: RecordStore, method: str, dataset: str,
     if seed is not None:
         filters["seed"] = seed
     rows = [r for r in store.find(**filters) if not is_fused(r)]
+    store.require_readable()  # an unreadable record might be one of the streams to fuse
     tests = [r for r in rows if r["split"] == "test"]
     if not tests:
+        which = f" --input-seed {seed}" if seed is not None else ""
         raise SlrbenchError(
-            f"--method {method} --dataset {dataset}: no test records in {store.root}; expected "
-            f"stream records from `slrbench run --method {method} --dataset {dataset}`")
+            f"--method {method} --dataset {dataset}{which}: no test records in {store.root}; "
+            f"expected stream records from `slrbench run --method {method} --dataset "
+            f"{dataset}{' --seed ' + str(seed) if seed is not None else ''}`")
     available = {r["stream"] for r in tests}
     if streams:
         missing = [s for s in streams if s not in available]

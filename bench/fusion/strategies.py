@@ -120,7 +120,7 @@ class FusionOptions:
         if not 0 <= low < high:
             raise SlrbenchError(f"bounds: found {self.bounds}; expected 0 <= low < high")
         if self.level_search not in LEVEL_SEARCHES:
-            raise SlrbenchError(f"level_search: found {self.level_search!r}; expected one of "
+            raise SlrbenchError(f"--level-search: found {self.level_search!r}; expected one of "
                                 f"{', '.join(LEVEL_SEARCHES)}")
         if self.crossfit is not None and self.crossfit < 2:
             raise SlrbenchError(f"--crossfit: found {self.crossfit}; expected K >= 2 folds")

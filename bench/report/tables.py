@@ -49,13 +49,7 @@ def _latest_records(store: RecordStore, dataset: str, split: str) -> list[RunRec
     """The newest record per (method, preset, stream, seed, config): re-runs supersede. Each
     is checked on load (docs/store.md#checked-on-load) before any of its numbers is shown."""
     rows = store.find(dataset=dataset, split=split)
-    corrupt = store.corrupt_runs()
-    if corrupt:
-        # A leaderboard must not silently drop a record it cannot read.
-        reason = next(iter(corrupt.values()))
-        raise SlrbenchError(
-            f"{reason} ({len(corrupt)} unreadable run dir(s); repair or remove them)"
-        )
+    store.require_readable()
     if not rows:
         from slrbench.datasets.registry import REGISTRY
 

@@ -334,6 +334,15 @@ class RecordStore:
         self.index()
         return self._read_unindexed()[0] if self._writable() else self._scan()[1]
 
+    def require_readable(self) -> None:
+        """Refuse to go on while a run dir is unreadable: a leaderboard or a fusion must not
+        silently drop a record (the error names the first one and its reason)."""
+        corrupt = self.corrupt_runs()
+        if corrupt:
+            reason = next(iter(corrupt.values()))
+            raise SlrbenchError(
+                f"{reason} ({len(corrupt)} unreadable run dir(s); repair or remove them)")
+
     def incomplete_runs(self) -> dict[str, str]:
         """Members of partly committed groups (invisible; `gc()` removes them)."""
         self.index()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from slrbench.errors import SlrbenchError
+from slrbench.errors import check_range
 
 # One torch thread per job by default (docs/PERFORMANCE.md#parallel-streams): on an idle
 # 2-core machine two one-thread processes train two streams as fast as one two-thread process
@@ -47,9 +47,7 @@ class Compute:
         the shared resource) with the cores as threads. The thread count follows from the
         requested jobs, not from ``tasks``: a stream trained alone uses the same threads as
         when it trains beside others, so its CPU result is the same."""
-        for name, value in (("--jobs", jobs), ("--threads", threads)):
-            if value is not None and value < 1:
-                raise SlrbenchError(f"{name}: found {value}, expected a positive integer")
+        check_counts(jobs, threads)
         cores = usable_cores()
         if jobs is None:
             per_job = threads or DEFAULT_THREADS_PER_JOB
@@ -60,6 +58,17 @@ class Compute:
 
     def provenance(self) -> dict[str, int]:
         return {"jobs": self.jobs, "torch_threads": self.threads, "usable_cores": usable_cores()}
+
+
+# More processes or threads than this is a typo on any machine slrbench runs on.
+MAX_PARALLEL = 4096
+
+
+def check_counts(jobs: int | None, threads: int | None) -> None:
+    """--jobs and --threads within [1, MAX_PARALLEL] (checked before any data is loaded)."""
+    for name, value in (("--jobs", jobs), ("--threads", threads)):
+        if value is not None:
+            check_range(name, value, 1, MAX_PARALLEL)
 
 
 @contextmanager
