@@ -17,7 +17,7 @@ from rich.console import Console
 from slrbench.datasets.base import Dataset
 from slrbench.fusion import FusionOutcome, default_options, fuse_from_store
 from slrbench.marks import record_flags
-from slrbench.methods.base import MethodAdapter
+from slrbench.methods.base import MethodAdapter, SolverAdapter
 from slrbench.metrics import BootstrapConfig
 from slrbench.report import build_report
 from slrbench.store import RecordStore
@@ -45,6 +45,14 @@ def fusion_strategies(adapter: MethodAdapter) -> list[str]:
     return [recipe.strategy, *extra]
 
 
+def _overrides_for(adapter: MethodAdapter, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A solver-fitted method has no training epochs: `--epochs` (train.*) applies to the
+    methods trained by the epoch loop only."""
+    if isinstance(adapter, SolverAdapter):
+        return {k: v for k, v in overrides.items() if not k.startswith("train.")}
+    return overrides
+
+
 def run_suite(
     adapters: Sequence[MethodAdapter],
     dataset: Dataset,
@@ -63,10 +71,12 @@ def run_suite(
     ``jobs`` / ``threads``: see `slrbench.training.Compute.resolve`."""
     console = console or Console(emoji=False)
     seconds: dict[str, float] = {}
+    settings = dict(run_settings or {})
+    overrides = settings.pop("overrides", None) or {}
     requests = [
         RunRequest(method=adapter, dataset=dataset, preset=preset or adapter.spec.default_preset,
                    streams=adapter.spec.streams, seed=seed, bootstrap=bootstrap,
-                   **(run_settings or {}))
+                   overrides=_overrides_for(adapter, overrides), **settings)
         for adapter in adapters
     ]
     tic = time.perf_counter()
@@ -78,6 +88,8 @@ def run_suite(
     tic = time.perf_counter()
     for adapter in adapters:
         method = adapter.spec.name
+        if len(adapter.spec.streams) < 2:
+            continue  # one stream (the linear baseline): nothing to fuse
         for strategy in fusion_strategies(adapter):
             options = default_options(method, name, strategy=strategy, seed=seed)
             outcome = fuse_from_store(store, method, name, options, input_seed=seed,

@@ -3,7 +3,9 @@
 
 The runner owns everything that is the same for every method (seeding, the training loop,
 selection on val, prediction, records); an adapter only says what is specific: its config,
-its model, its data pipeline and its per-epoch hooks.
+its model, its data pipeline and its per-epoch hooks. A `SolverAdapter` (the linear baseline)
+has no epoch loop: it fits on fixed features, chooses its hyper-parameters on val and hands
+back val and test scores; the runner stores them like any other method's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset as TorchDataset
@@ -69,6 +72,13 @@ class MethodSpec:
     divergences: tuple[str, ...] = ()  # every deliberate difference from upstream
     published: tuple[PublishedResult, ...] = ()
     fusion: FusionRecipe | None = None
+    own_design: bool = False  # slrbench's own method (a baseline): no upstream to follow
+
+    @property
+    def fidelity(self) -> str:
+        if self.own_design:
+            return "slrbench baseline (no upstream)"
+        return "reconstruction ◊" if self.reconstruction else "faithful re-implementation"
 
 
 @dataclass
@@ -150,3 +160,32 @@ class MethodAdapter(ABC):
     def describe_presets(self) -> list[dict[str, Any]]:
         """Rows for `slrbench methods NAME`: preset, parameter counts, notes."""
         return []
+
+
+@dataclass
+class SolverFit:
+    """What a `SolverAdapter` hands to the runner for one stream."""
+
+    scores: dict[str, np.ndarray]  # "val", "test" -> (N, K) logits, in the registry's order
+    state: dict[str, np.ndarray]  # the fitted parameters: the record's checkpoint (.npz)
+    selection: dict[str, Any]  # what val chose, e.g. {"C": 0.1, "val_pi@1": 0.61}
+    params: int
+    fit_time_s: float
+
+
+class SolverAdapter(MethodAdapter):
+    """A method fitted by a solver on fixed features, not by `slrbench.training.Trainer`. Its
+    config has a "fit" section instead of "train"; the runner calls `fit` once per stream."""
+
+    @abstractmethod
+    def fit(self, dataset: Dataset, config: dict[str, Any], seed: int) -> SolverFit: ...
+
+    def _no_torch_model(self) -> SlrbenchError:
+        return SlrbenchError(f"method '{self.spec.name}' is fitted by a solver (no torch model, "
+                             "no epoch loop); call fit()")
+
+    def build_model(self, config: dict[str, Any], num_classes: int) -> nn.Module:
+        raise self._no_torch_model()
+
+    def stream_data(self, dataset: Dataset, config: dict[str, Any], seed: int) -> StreamData:
+        raise self._no_torch_model()

@@ -12,6 +12,7 @@ _ADAPTERS: dict[str, str] = {
     "slgcn": "slgcn_adapter:SLGCNAdapter",
     "dsta": "dsta_adapter:DSTAAdapter",
     "lgf": "lgf_adapter:LGFAdapter",
+    "linear": "linear_adapter:LinearAdapter",
 }
 METHOD_NAMES: tuple[str, ...] = tuple(_ADAPTERS)
 

@@ -125,6 +125,56 @@ def test_a_pair_appears_whole_or_not_at_all_when_killed_anywhere(tmp_path: Path)
     assert outcomes[0] == 0 and outcomes[-1] == 2 and len(outcomes) > 10
 
 
+# ------------------------------------------------------------------ concurrent identical runs
+
+
+def _linear_request(**overrides: Any) -> Any:
+    import torch
+
+    from slrbench.datasets.registry import load_dataset
+    from slrbench.methods.registry import get_method
+    from slrbench.training.runner import RunRequest
+
+    return RunRequest(method=get_method("linear"), dataset=load_dataset("synthsign-tiny"),
+                      preset="tiny", streams=("pooled",), device=torch.device("cpu"),
+                      overrides={"fit.c_grid": [1.0], **overrides}, bootstrap=None,
+                      progress=False)
+
+
+def _run_linear(root: str, statuses: Any) -> None:
+    from slrbench.training.runner import run
+
+    (outcome,) = run(_linear_request(), RecordStore(root))
+    statuses.put(outcome.status)
+
+
+def test_identical_runs_serialise_instead_of_sharing_a_work_directory(tmp_path: Path) -> None:
+    from slrbench.training.runner import _identity_lock, _plan, _workdir
+
+    root = tmp_path / "results"
+    store = RecordStore(root)
+    task = _plan(_linear_request(), "pooled")
+    other = _plan(_linear_request(**{"fit.max_iter": 99}), "pooled")
+    assert _workdir(store, task) != _workdir(store, other)  # other configs never share files
+    lock = _identity_lock(store, task)
+    context = multiprocessing.get_context("fork")
+    statuses = context.Queue()
+    children = [context.Process(target=_run_linear, args=(str(root), statuses))
+                for _ in range(2)]
+    with lock:  # both children plan, then wait here for the stream's lock
+        for child in children:
+            child.start()
+        children[0].join(3)
+        assert all(child.is_alive() for child in children) and not visible(root)
+    for child in children:
+        child.join(120)
+        assert child.exitcode == 0
+    assert sorted(statuses.get(timeout=5) for _ in children) == ["skipped", "trained"]
+    rows = store.find()
+    assert sorted(r["split"] for r in rows) == ["test", "val"]  # one pair, never two
+    assert not leftovers(root) and not list((root / "checkpoints").glob(".tmp-*"))
+
+
 # ---------------------------------------------------------------- a full disk at every write
 
 
@@ -315,14 +365,26 @@ def test_unusable_locations_are_one_line_errors(cli, store_dir: Path, tmp_path: 
     assert snapshot(store_dir) == files
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_read_only_store_is_refused_before_work(cli, store_dir: Path) -> None:
+def test_read_only_store_is_refused_before_work(cli, store_dir: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # chmod alone does not stop root (CI may run as root): `os.access` is also told the truth
+    # that chmod states, so the check runs, and can fail, under every user.
+    real_access = os.access
+
+    def access(path: object, mode: int, **kwargs: object) -> bool:
+        if mode & os.W_OK and Path(str(path)).resolve() == store_dir.resolve():
+            return False
+        return real_access(path, mode, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "access", access)
+    files = snapshot(store_dir)
     store_dir.chmod(0o555)
     try:
         code, _, err = cli(*FUSE, "--strategy", "mean", "--results", str(store_dir))
     finally:
         store_dir.chmod(0o755)
     one_line(code, err, "not writable")
+    assert snapshot(store_dir) == files
 
 
 # ------------------------------------------------------------- property-based CLI values

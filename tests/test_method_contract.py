@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,7 +15,7 @@ from slrbench.datasets.registry import load_dataset
 from slrbench.errors import SlrbenchError
 from slrbench.fusion.engine import SPACES
 from slrbench.fusion.strategies import STRATEGIES
-from slrbench.methods.base import MethodAdapter
+from slrbench.methods.base import MethodAdapter, SolverAdapter
 from slrbench.methods.registry import METHOD_NAMES, get_method
 from slrbench.metrics import METRIC_LABELS
 from slrbench.store.provenance import canonical_json, config_sha256
@@ -41,7 +42,10 @@ def test_spec_is_consistent(method: MethodAdapter) -> None:
     assert len(set(spec.streams)) == len(spec.streams)
     assert spec.upstream and spec.paper and spec.summary and spec.divergences
     recipe = spec.fusion
-    assert recipe is not None, "every method states its default fusion recipe"
+    if len(spec.streams) == 1:
+        assert recipe is None, "a one-stream method has nothing to fuse"
+        return
+    assert recipe is not None, "every multi-stream method states its default fusion recipe"
     assert recipe.strategy in STRATEGIES and recipe.score_space in SPACES
     groups = recipe.groups or {}
     assert all(set(members) <= set(spec.streams) for members in groups.values())
@@ -61,37 +65,55 @@ def test_published_numbers_carry_source_and_tuning_split(method: MethodAdapter) 
 
 def test_configs_are_reproducible_and_accepted_by_the_runner(method: MethodAdapter,
                                                               tiny: Dataset) -> None:
+    solver = isinstance(method, SolverAdapter)
     for preset, stream in itertools.product(method.spec.presets, method.spec.streams):
         config = method.resolve_config(preset, tiny.spec, stream, {})
         again = method.resolve_config(preset, tiny.spec, stream, {})
         assert canonical_json(config) == canonical_json(again)  # JSON-ready and deterministic
         assert config_sha256(config) == config_sha256(again)
-        TrainConfig.from_dict(config["train"])
+        if solver:
+            assert "fit" in config and "train" not in config
+        else:
+            TrainConfig.from_dict(config["train"])
         assert isinstance(config["decisions"], list)
         assert config["stream"] == stream and config["preset"] == preset
-    # The same configuration with a changed epoch count is a different run.
-    changed = method.resolve_config(method.spec.default_preset, tiny.spec, method.spec.streams[0],
-                                    {"train.epochs": 3})
-    assert changed["train"]["epochs"] == 3
+    # The same configuration with a changed field is a different run; unknown fields fail.
+    section, field, value = ("fit", "max_iter", 7) if solver else ("train", "epochs", 3)
+    default, first = method.spec.default_preset, method.spec.streams[0]
+    changed = method.resolve_config(default, tiny.spec, first, {f"{section}.{field}": value})
+    assert changed[section][field] == value
+    assert config_sha256(changed) != config_sha256(method.resolve_config(default, tiny.spec,
+                                                                         first, {}))
     with pytest.raises(SlrbenchError, match="unknown field"):
-        method.resolve_config(method.spec.default_preset, tiny.spec, method.spec.streams[0],
-                              {"train.no_such_field": 1})
-    with pytest.raises(SlrbenchError, match="train config: unknown field 'bogus'"):
-        TrainConfig.from_dict({**changed["train"], "bogus": 1})
+        method.resolve_config(default, tiny.spec, first, {f"{section}.no_such_field": 1})
+    if not solver:
+        with pytest.raises(SlrbenchError, match="train config: unknown field 'bogus'"):
+            TrainConfig.from_dict({**changed["train"], "bogus": 1})
 
 
 def test_every_stream_builds_and_predicts(method: MethodAdapter, tiny: Dataset) -> None:
     torch.manual_seed(0)
     preset = method.spec.default_preset
+    k = tiny.spec.num_classes
     for stream in method.spec.streams:
         config = method.resolve_config(preset, tiny.spec, stream, {})
+        if isinstance(method, SolverAdapter):
+            fit = method.fit(tiny, config, seed=0)
+            for split in ("val", "test"):
+                scores = fit.scores[split]
+                assert scores.shape == (len(tiny.spec.splits[split]), k), split
+                assert np.isfinite(scores).all(), split
+            assert fit.params > 0 and fit.state
+            with pytest.raises(SlrbenchError, match="fitted by a solver"):
+                method.build_model(config, k)
+            continue
         data = method.stream_data(tiny, config, seed=0)
-        model = method.build_model(config, tiny.spec.num_classes)
+        model = method.build_model(config, k)
         batch = torch.stack([data.train[i][0] for i in range(2)])
         model.train()
         method.on_epoch_start(model, 0, config)
         logits = method.forward(model, batch, 0, config)
-        assert logits.shape == (2, tiny.spec.num_classes), stream
+        assert logits.shape == (2, k), stream
         model.eval()
         with torch.no_grad():
             predicted = method.forward(model, batch, -1, config)

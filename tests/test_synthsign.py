@@ -154,11 +154,12 @@ def test_interrupted_write_leaves_no_cache(tmp_path: Path, monkeypatch: pytest.M
 def test_tiny_spec_and_split_sizes(tiny: SynthSign) -> None:
     spec = tiny.spec
     assert isinstance(spec, DatasetSpec)
-    assert spec.name == "synthsign" and spec.version == config_mod.GENERATOR_VERSION
+    assert spec.name == f"synthsign-{tiny.config.sha256()[:8]}"
+    assert spec.version == config_mod.GENERATOR_VERSION
     assert spec.modalities == ("pose", "rgb", "sensor")
     assert spec.layout == "coco_wholebody_133" and spec.frame_size == (256, 256)
     assert spec.fps == 25.0 and spec.signer_independent is True
-    assert {k: len(v) for k, v in spec.splits.items()} == {"train": 540, "val": 120,
+    assert {k: len(v) for k, v in spec.splits.items()} == {"train": 540, "val": 180,
                                                            "test": 180}
     assert spec.num_classes == 20 == len(tiny.classes)
     for key in ("preset", "seed", "config_sha256", "cache_dir"):
@@ -177,7 +178,7 @@ def test_tiny_spec_and_split_sizes(tiny: SynthSign) -> None:
         # Every signer performs every class `repetitions` times.
         assert np.all(np.bincount(lab, minlength=20) == len(set(sg)) * 3)
     sets = [set(tiny.signers(s)) for s in ("train", "val", "test")]
-    assert [len(s) for s in sets] == [9, 2, 3]
+    assert [len(s) for s in sets] == [9, 3, 3]
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
     with pytest.raises(SlrbenchError, match="unknown split"):
         tiny.labels("dev")
@@ -312,7 +313,22 @@ def test_left_dominant_signers_use_the_left_hand(tiny: SynthSign) -> None:
 
 def test_describe_mentions_counts_and_classes(tiny: SynthSign) -> None:
     text = tiny.describe()
-    for needle in ("tiny", "seed=0", "train 540", "val 120", "test 180", "minimal pairs",
+    for needle in ("tiny", "seed=0", "train 540", "val 180", "test 180", "minimal pairs",
                    "handshape", str(tiny.cache_path), "25 fps", "100 Hz", "256x256"):
         assert needle in text, needle
     assert all(c.gloss[:14] in text for c in tiny.classes)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_val_stands_for_test_in_every_preset(preset: str, seed: int) -> None:
+    # Val chooses checkpoints, fusion weights and stream subsets: it needs several signers and
+    # a left-dominant one, as test has (otherwise what val picks does not transfer).
+    from slrbench.datasets.synthsign.body import sample_signers
+
+    cfg = SynthSignConfig.preset(preset, seed=seed)
+    signers = sample_signers(cfg, np.random.default_rng(cfg.seed))
+    for split in ("val", "test"):
+        members = [s for s in signers if s.split == split]
+        assert len(members) >= 3, (split, len(members))
+        assert any(s.left_handed for s in members), split

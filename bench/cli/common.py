@@ -28,15 +28,24 @@ ResultsOption = Annotated[
 ]
 
 
+def checked_location(given: Path | None, option: str, env: str, default: Path,
+                     writable: bool) -> Path:
+    """`given` (the option's value), else $`env`, else `default`: checked to be a usable
+    folder, and named in any error by where it came from."""
+    from slrbench.paths import check_directory
+
+    origin = option if given else f"${env}" if env in os.environ else f"{option} (default)"
+    return check_directory(given or default, origin, writable)
+
+
 def open_store(results: Path | None, writable: bool = True) -> RecordStore:
     """The record store of --results (else $SLRBENCH_RESULTS, else ./results), checked to be a
     usable folder before any work starts."""
-    from slrbench.paths import check_directory, results_dir
+    from slrbench.paths import results_dir
     from slrbench.store import RecordStore
 
-    origin = "--results" if results else (
-        "$SLRBENCH_RESULTS" if "SLRBENCH_RESULTS" in os.environ else "--results (default)")
-    store = RecordStore(check_directory(results or results_dir(), origin, writable))
+    store = RecordStore(checked_location(results, "--results", "SLRBENCH_RESULTS",
+                                         results_dir(), writable))
     index = store.index_path
     if index.exists() and not index.is_file():
         raise SlrbenchError(f"{index}: not a file; expected the store's index (remove it: it is "
@@ -46,19 +55,16 @@ def open_store(results: Path | None, writable: bool = True) -> RecordStore:
 
 def output_dir(out: Path | None) -> Path:
     """--out (else $SLRBENCH_REPORTS, else ./reports), checked to be a writable folder."""
-    from slrbench.paths import check_directory, reports_dir
+    from slrbench.paths import reports_dir
 
-    origin = "--out" if out else (
-        "$SLRBENCH_REPORTS" if "SLRBENCH_REPORTS" in os.environ else "--out (default)")
-    return check_directory(out or reports_dir(), origin, writable=True)
+    return checked_location(out, "--out", "SLRBENCH_REPORTS", reports_dir(), writable=True)
 
 
 def check_cache() -> None:
     """SLRBENCH_CACHE (where SynthSign is generated) must be a writable folder."""
-    from slrbench.paths import cache_dir, check_directory
+    from slrbench.paths import cache_dir
 
-    origin = "$SLRBENCH_CACHE" if "SLRBENCH_CACHE" in os.environ else "the cache (default)"
-    check_directory(cache_dir(), origin, writable=True)
+    checked_location(None, "the cache", "SLRBENCH_CACHE", cache_dir(), writable=True)
 
 
 def split_list(value: str | None, option: str) -> list[str] | None:

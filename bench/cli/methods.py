@@ -28,7 +28,7 @@ def methods(
                 ", ".join(spec.modalities),
                 ", ".join(spec.streams),
                 ", ".join(spec.presets),
-                "reconstruction ◊" if spec.reconstruction else "faithful",
+                spec.fidelity,
             )
         console.print(table)
         return

@@ -62,6 +62,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Train each stream, select on val, write val and test records."""
+    from slrbench.methods.base import SolverAdapter
     from slrbench.methods.registry import METHOD_NAMES, get_method
     from slrbench.training import RunRequest, run_all, select_device
     from slrbench.training.compute import check_counts
@@ -80,6 +81,9 @@ def run(
     chosen_streams = [adapter.check_streams(stream_names) for adapter in adapters]
     if epochs is not None:
         check_range("--epochs", epochs, 1, MAX_EPOCHS)
+        if all(isinstance(adapter, SolverAdapter) for adapter in adapters):
+            raise SlrbenchError(f"--epochs: found with method '{adapters[0].spec.name}', which "
+                                "is fitted by a solver; expected a method trained by epochs")
     check_counts(jobs, threads)
     check_range("--seed", seed, 0, MAX_SEED)
     bootstrap_settings = bootstrap_config(bootstrap)

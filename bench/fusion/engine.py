@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +38,7 @@ from scipy.special import logsumexp
 
 from slrbench.errors import SlrbenchError
 from slrbench.metrics import PROB_EPS, to_probabilities
+from slrbench.threads import blas_threads
 
 SPACES = ("logits", "probs", "log_probs")
 # Fused-score kind per space (docs/evaluation.md#per-sample-outputs, score_kind). A weighted mean of
@@ -156,28 +156,12 @@ def _above(fy: np.ndarray, bound: np.ndarray) -> np.ndarray:
     return fy > bound + 1e-6 * (np.abs(bound) + np.abs(fy))
 
 
-_BLAS: list[Any] = []  # [threadpoolctl controller] once found (scanning libraries is slow)
 _POOL: list[ThreadPoolExecutor] = []
-
-
-@contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    if not _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController  # ships with scikit-learn
-            _BLAS.append(ThreadpoolController())
-        except ImportError:  # pragma: no cover - optional speed-up only
-            _BLAS.append(None)
-    if _BLAS[0] is None:
-        yield
-        return
-    with _BLAS[0].limit(limits=1, user_api="blas"):
-        yield
 
 
 def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     """fn over items on a few threads (numpy releases the GIL inside GEMMs and reductions)."""
-    with _single_threaded_blas():  # skinny GEMMs run best single-threaded
+    with blas_threads(1):  # skinny GEMMs run best single-threaded
         if len(items) > 1 and _WORKERS > 1:
             if not _POOL:
                 _POOL.append(ThreadPoolExecutor(_WORKERS, thread_name_prefix="slrbench-fuse"))

@@ -32,6 +32,7 @@ import pandas as pd
 from filelock import FileLock
 
 from slrbench.errors import SlrbenchError
+from slrbench.metrics import true_class_rank
 from slrbench.store.atomic import (
     StagedDirectory,
     atomic_write_json,
@@ -329,10 +330,18 @@ class RecordStore:
             row["path"] = str(self.root / row["path"])
         return rows
 
+    def _unindexed(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(corrupt, incomplete) run dirs, after bringing the index up to date (a read-only
+        store keeps no skipped-file of ours: scan it)."""
+        self.index()
+        if self._writable():
+            return self._read_unindexed()
+        _, corrupt, incomplete = self._scan()
+        return corrupt, incomplete
+
     def corrupt_runs(self) -> dict[str, str]:
         """Run dirs that could not be indexed: run id -> reason (naming the file)."""
-        self.index()
-        return self._read_unindexed()[0] if self._writable() else self._scan()[1]
+        return self._unindexed()[0]
 
     def require_readable(self) -> None:
         """Refuse to go on while a run dir is unreadable: a leaderboard or a fusion must not
@@ -345,8 +354,7 @@ class RecordStore:
 
     def incomplete_runs(self) -> dict[str, str]:
         """Members of partly committed groups (invisible; `gc()` removes them)."""
-        self.index()
-        return self._read_unindexed()[1] if self._writable() else self._scan()[2]
+        return self._unindexed()[1]
 
     def find(self, **filters: Any) -> list[dict[str, Any]]:
         """Rows whose fields equal the filters; a list/tuple/set value means 'any of'."""
@@ -421,7 +429,7 @@ class RecordStore:
         else:
             pred = rec.scores.argmax(axis=1)
             score_true = rec.scores[np.arange(rec.n), rec.labels]
-            rank = (rec.scores >= score_true[:, None]).sum(axis=1)
+            rank = true_class_rank(rec.scores, rec.labels)
         return pd.DataFrame({
             "sample_id": rec.sample_ids,
             "label": rec.labels,
@@ -445,11 +453,12 @@ class RecordStore:
         if self._writable():
             with self._lock():
                 # Under the lock no live writer is between renames: a partial group is a crash.
-                self._rebuild_locked()
-                for name in self._read_unindexed()[1]:
+                incomplete = self._scan()[2]
+                for name in incomplete:
                     remove_path(self.runs / name)
                     removed.append(self.runs / name)
-                self._rebuild_locked()
+                if incomplete:
+                    self._rebuild_locked()
         return removed
 
 

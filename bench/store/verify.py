@@ -1,11 +1,11 @@
 """Stored numbers are checked, not trusted (docs/store.md#checked-on-load).
 
 A record that feeds a report, a fusion or a reuse is re-derived before use: its headline
-metrics are recomputed from the stored scores and labels (one argsort-free pass, cheap next to
-reading the arrays), and its dataset facts are compared with the registry: number of classes,
-class list and, where the registry knows the official ids, that every sample id belongs to the
-split. A record that disagrees is refused with one line naming its run.json; an edited number
-never reaches a table.
+metrics are recomputed from the stored scores and labels (the ranks of `slrbench.metrics`,
+cheap next to reading the arrays), and its dataset facts are compared with the registry: number
+of classes, class list and, where the registry knows the official ids, that every sample id
+belongs to the split. A record that disagrees is refused with one line naming its run.json; an
+edited number never reaches a table.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from slrbench.errors import SlrbenchError
-from slrbench.metrics import per_class_accuracy
+from slrbench.metrics import per_class_accuracy, true_class_rank
 from slrbench.store.records import RunRecord
 
 # Stored values are the float64 results of the same arithmetic; the tolerance only absorbs a
@@ -43,10 +41,7 @@ def headline_metrics(record: RunRecord) -> dict[str, float]:
     if record.score_kind == "pred_top1":
         hits = {1: record.scores == labels}
     else:
-        scores = record.scores
-        true = scores[np.arange(record.n), labels]
-        # Pessimistic rank (ties count against the sample), as in slrbench.metrics.
-        rank = (scores >= true[:, None]).sum(axis=1)
+        rank = true_class_rank(record.scores, labels)
         hits = {k: rank <= k for k in (1, 5) if k <= k_total}
     out: dict[str, float] = {}
     for k, hit in hits.items():

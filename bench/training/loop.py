@@ -377,10 +377,15 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
-def _save(path: Path, state: dict[str, Any]) -> None:
+def checkpoint_bytes(state: dict[str, Any]) -> bytes:
+    """`state` as torch.save writes it (the bytes are hashed before they are stored)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    atomic_write_bytes(path, checkpoint_bytes(state))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -17,8 +17,9 @@ A run is planned before anything trains:
 
 from __future__ import annotations
 
+import hashlib
+import io
 import multiprocessing
-import os
 import pickle
 import shutil
 import time
@@ -31,13 +32,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from rich.console import Console
 
 from slrbench import __version__
 from slrbench.datasets.base import Dataset
 from slrbench.errors import MAX_SEED, SlrbenchError, check_range
-from slrbench.methods.base import MethodAdapter
+from slrbench.methods.base import MethodAdapter, SolverAdapter
 from slrbench.metrics import METRIC_DEFINITIONS_VERSION, BootstrapConfig, evaluate
+from slrbench.store.atomic import atomic_write_bytes, write_npz
 from slrbench.store.provenance import (
     config_sha256,
     environment,
@@ -48,12 +51,14 @@ from slrbench.store.provenance import (
 )
 from slrbench.store.record_store import RecordStore
 from slrbench.store.records import RECORD_VERSION, RUNS_DIR, RunRecord, new_run_id
+from slrbench.threads import blas_threads
 from slrbench.training.compute import Compute, torch_threads
 from slrbench.training.loop import (
     CHECKPOINT_FILE,
     LOG_FILE,
     TrainConfig,
     Trainer,
+    checkpoint_bytes,
     count_parameters,
     load_checkpoint,
     print_line,
@@ -224,12 +229,14 @@ def _workdir(store: RecordStore, task: StreamTask) -> Path:
             f"{task.method}-{spec.name}-{task.stream}-s{task.request.seed}-{task.config_hash[:12]}")
 
 
-def _check_interrupted(task: StreamTask, store: RecordStore) -> None:
+def _check_interrupted(task: StreamTask, store: RecordStore, holding_lock: bool = False) -> None:
     """Refuse to silently restart or continue an interrupted stream (checked before any
     training starts, so a run never stops halfway on this)."""
     workdir = _workdir(store, task)
     if not (workdir / CHECKPOINT_FILE).exists():
         return
+    if not holding_lock and _held_elsewhere(_identity_lock(store, task)):
+        return  # another process is training it now: train_stream waits, then checks again
     if task.request.restart:
         shutil.rmtree(workdir)
     elif not task.request.resume:
@@ -284,20 +291,71 @@ def _picklable(task: StreamTask) -> bool:
     return True
 
 
+@dataclass
+class _Fitted:
+    """One stream, fitted: what either fitter (epoch loop or solver) leaves for the records."""
+
+    scores: dict[str, tuple[np.ndarray, float]]  # split -> (scores, seconds to predict)
+    labels: dict[str, np.ndarray]  # split -> labels in the order of the scores
+    checkpoint: Path
+    params: int
+    selection: dict[str, Any]  # selection_metric, selected_epoch and what else was chosen
+    timings: dict[str, Any]  # train_s, epochs, resumed_from_epoch
+    resumed: bool = False
+
+
 def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
                  progress: str) -> StreamOutcome:
-    """Train one stream, predict val and test with the selected epoch, store both records."""
+    """Fit one stream, predict val and test with what val selected, store both records as one
+    group. Two processes asked for the same stream serialise on its lock; the second then finds
+    the first one's records and skips (docs/store.md#pairs-commit-together)."""
+    progress = progress if task.request.progress else "off"
+    lock = _identity_lock(store, task)
+    if _held_elsewhere(lock):
+        print_line(f"{task.label}: another process is training this stream; waiting for it")
+    with lock:
+        existing = {} if task.request.rerun else _existing(store, task.identity())
+        if len(existing) == len(EVAL_SPLITS):
+            print_line(f"{task.label}: stored by the other process meanwhile, skipped")
+            return _outcome_from_rows(task, "skipped", existing, store)
+        _check_interrupted(task, store, holding_lock=True)  # the other one may have died
+        started_at, tic = utc_now(), time.perf_counter()
+        seed_everything(task.request.seed)
+        if isinstance(task.request.method, SolverAdapter):
+            fitted = _fit_solver(task, store)
+        else:
+            fitted = _fit_epochs(task, store, progress)
+        outcome = _store_records(task, store, compute, fitted, started_at, tic)
+        # The selected weights now live under checkpoints/; the resume state is no longer needed.
+        shutil.rmtree(_workdir(store, task), ignore_errors=True)
+    if progress == "lines":
+        test = outcome.metrics["test"]["pi@1"]["value"]
+        print_line(f"{task.label}: done in {time.perf_counter() - tic:.0f} s, test P-I@1 "
+                   f"{100 * test:.1f} %")
+    return outcome
+
+
+def _identity_lock(store: RecordStore, task: StreamTask) -> FileLock:
+    workdir = _workdir(store, task)
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(workdir.parent / f".{workdir.name}.lock"))
+
+
+def _held_elsewhere(lock: FileLock) -> bool:
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
+    """The shared epoch loop: train, keep the epoch val selects, predict val and test."""
     request, config = task.request, task.config
     adapter, dataset = request.method, request.dataset
-    spec = dataset.spec
-    method = task.method
-    progress = progress if request.progress else "off"
-    workdir = _workdir(store, task)
-
-    started_at, tic = utc_now(), time.perf_counter()
-    seed_everything(request.seed)
     data = adapter.stream_data(dataset, config, request.seed)
-    model = adapter.build_model(config, spec.num_classes)
+    model = adapter.build_model(config, dataset.spec.num_classes)
     trainer = Trainer(
         config=TrainConfig.from_dict(config["train"]),
         device=request.device,
@@ -307,14 +365,56 @@ def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
         progress=progress,
         description=task.label,
     )
-    result = trainer.fit(model, data.train, data.val, workdir, resume=request.resume)
+    result = trainer.fit(model, data.train, data.val, _workdir(store, task),
+                         resume=request.resume)
     model.load_state_dict(result.best_state)
-    stem = f"{method}-{spec.name}-{task.stream}-s{request.seed}"
-    checkpoint = _store_checkpoint(store, model, stem)
+    checkpoint = _store_checkpoint(store, task, checkpoint_bytes({"model": model.state_dict()}),
+                                   ".pt")
+    scores, labels = {}, {}
+    for split in EVAL_SPLITS:
+        tic = time.perf_counter()
+        logits, labels[split] = trainer.predict(model, getattr(data, split))
+        scores[split] = (logits, time.perf_counter() - tic)
+        _check_labels(labels[split], dataset.labels(split), f"{task.label} {split} predictions")
+    return _Fitted(
+        scores, labels, checkpoint, count_parameters(model),
+        {"selection_metric": "pi@1 (ties: lower val cross-entropy)",
+         "selected_epoch": result.best_epoch},
+        {"train_s": round(result.train_time_s, 3), "epochs": result.epochs_run,
+         "resumed_from_epoch": result.resumed_from},
+        resumed=result.resumed_from is not None,
+    )
 
+
+def _fit_solver(task: StreamTask, store: RecordStore) -> _Fitted:
+    """A solver-fitted method: one call gives val-selected val and test scores."""
+    request, dataset = task.request, task.request.dataset
+    adapter = request.method
+    assert isinstance(adapter, SolverAdapter)
+    with blas_threads(torch.get_num_threads()):  # this job's thread budget
+        fit = adapter.fit(dataset, task.config, request.seed)
+    buffer = io.BytesIO()
+    write_npz(buffer, fit.state)
+    checkpoint = _store_checkpoint(store, task, buffer.getvalue(), ".npz")
+    return _Fitted(
+        {split: (fit.scores[split], 0.0) for split in EVAL_SPLITS},
+        {split: dataset.labels(split) for split in EVAL_SPLITS},
+        checkpoint, fit.params,
+        {"selection_metric": "pi@1 on val (ties: the smaller C)", "selected_epoch": None,
+         "selected": fit.selection},
+        {"train_s": round(fit.fit_time_s, 3), "epochs": None, "resumed_from_epoch": None},
+    )
+
+
+def _store_records(task: StreamTask, store: RecordStore, compute: Compute, fitted: _Fitted,
+                   started_at: str, tic: float) -> StreamOutcome:
+    """The val and test records of a fitted stream, committed together."""
+    request, config = task.request, task.config
+    adapter, dataset = request.method, request.dataset
+    spec = dataset.spec
     shared = {
         "record_version": RECORD_VERSION,
-        "method": method,
+        "method": task.method,
         "adapter_version": adapter.spec.adapter_version,
         "preset": request.preset,
         "stream": task.stream,
@@ -334,12 +434,11 @@ def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
         **git_info(Path(__file__).resolve().parent),
         "env": environment(str(request.device)),
         "compute": {**compute.provenance(), "torch_threads": torch.get_num_threads()},
-        "checkpoint": checkpoint.name,
-        "checkpoint_sha256": sha256_file(checkpoint),
-        "params": count_parameters(model),
+        "checkpoint": fitted.checkpoint.name,
+        "checkpoint_sha256": sha256_file(fitted.checkpoint),
+        "params": fitted.params,
         "selection_split": spec.selection_split,
-        "selection_metric": "pi@1 (ties: lower val cross-entropy)",
-        "selected_epoch": result.best_epoch,
+        **fitted.selection,
         "test_protocol": config.get("test_protocol", {}),
         "score_kind": "logits",
         "test_tuned": False,
@@ -350,15 +449,12 @@ def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
         "started_at": started_at,
         "slrbench_version": __version__,
     }
-
-    run_ids: dict[str, str] = {}
-    metrics: dict[str, dict[str, Any]] = {}
+    records = []
+    log = _workdir(store, task) / LOG_FILE
     for split in EVAL_SPLITS:
-        predict_tic = time.perf_counter()
-        logits, labels = trainer.predict(model, getattr(data, split))
-        predict_s = time.perf_counter() - predict_tic
+        logits, predict_s = fitted.scores[split]
+        labels = fitted.labels[split]
         ids = np.asarray(spec.splits[split])
-        _check_labels(labels, dataset.labels(split), f"{task.label} {split} predictions")
         evaluation = evaluate(logits, labels, spec.num_classes, bootstrap=request.bootstrap)
         meta = dict(shared)
         meta.update(
@@ -374,17 +470,13 @@ def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
                 "finished_at": utc_now(),
                 "wall_time_s": round(time.perf_counter() - tic, 3),
                 "timings": {
-                    "train_s": round(result.train_time_s, 3),
-                    "epochs": result.epochs_run,
-                    "resumed_from_epoch": result.resumed_from,
+                    **fitted.timings,
                     "predict_s": round(predict_s, 3),
                     "predict_samples_per_s": round(len(ids) / max(predict_s, 1e-9), 1),
                 },
             }
         )
-        meta["run_id"] = new_run_id(
-            {k: meta[k] for k in ("method", "dataset", "split", "stream", "seed", "config_sha256")}
-        )
+        meta["run_id"] = _run_id(meta)
         record = RunRecord(
             meta=meta,
             sample_ids=ids,
@@ -392,17 +484,18 @@ def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
             scores=logits,
             extras={f"per_class_{k.replace('@', '')}": v for k, v in evaluation.per_class.items()},
         )
-        store.add(record, side_files={LOG_FILE: workdir / LOG_FILE})
-        run_ids[split], metrics[split] = meta["run_id"], meta["metrics"]
+        records.append((record, {LOG_FILE: log} if log.exists() else None))
+    store.add_group(records)
+    return StreamOutcome(
+        task.stream, "resumed" if fitted.resumed else "trained",
+        {r.split: r.run_id for r, _ in records}, {r.split: r.metrics for r, _ in records},
+        method=task.method,
+    )
 
-    # The selected weights now live under checkpoints/; the resume state is no longer needed.
-    shutil.rmtree(workdir, ignore_errors=True)
-    if progress == "lines":
-        test = metrics["test"]["pi@1"]["value"]
-        print_line(f"{task.label}: done in {time.perf_counter() - tic:.0f} s, test P-I@1 "
-                   f"{100 * test:.1f} %")
-    status = "resumed" if result.resumed_from is not None else "trained"
-    return StreamOutcome(task.stream, status, run_ids, metrics, method=method)
+
+def _run_id(meta: dict[str, Any]) -> str:
+    return new_run_id(
+        {k: meta[k] for k in ("method", "dataset", "split", "stream", "seed", "config_sha256")})
 
 
 # -------------------------------------------------------------------------------------- reuse
@@ -414,10 +507,9 @@ def reuse_records(task: StreamTask, sources: dict[str, dict[str, Any]],
     index row). Provenance of the computation (code version, environment, threads, checkpoint,
     timings) is the source's; identity and configuration are the task's."""
     adapter, request = task.request.method, task.request
-    run_ids: dict[str, str] = {}
-    metrics: dict[str, dict[str, Any]] = {}
+    records: list[tuple[RunRecord, dict[str, Path] | None]] = []
     for split in EVAL_SPLITS:
-        source = store.load(sources[split]["run_id"])
+        source = store.load_checked(sources[split]["run_id"])
         meta = dict(source.meta)
         meta.update(
             {
@@ -433,15 +525,15 @@ def reuse_records(task: StreamTask, sources: dict[str, dict[str, Any]],
                 "finished_at": utc_now(),
             }
         )
-        meta["run_id"] = new_run_id(
-            {k: meta[k] for k in ("method", "dataset", "split", "stream", "seed", "config_sha256")}
-        )
+        meta.pop("commit_group", None)  # the copies form their own group
+        meta["run_id"] = _run_id(meta)
         record = RunRecord(meta=meta, sample_ids=source.sample_ids, labels=source.labels,
                            scores=source.scores, extras=dict(source.extras))
         log = Path(store.root) / RUNS_DIR / source.run_id / LOG_FILE
-        store.add(record, side_files={LOG_FILE: log} if log.exists() else None)
-        run_ids[split], metrics[split] = meta["run_id"], meta["metrics"]
-    return StreamOutcome(task.stream, "reused", run_ids, metrics, method=task.method,
+        records.append((record, {LOG_FILE: log} if log.exists() else None))
+    store.add_group(records)
+    return StreamOutcome(task.stream, "reused", {r.split: r.run_id for r, _ in records},
+                         {r.split: r.metrics for r, _ in records}, method=task.method,
                          reused_from={s: r["run_id"] for s, r in sources.items()})
 
 
@@ -455,19 +547,15 @@ def _check_labels(predicted: np.ndarray, registry: np.ndarray, what: str) -> Non
         )
 
 
-def _store_checkpoint(store: RecordStore, model: torch.nn.Module, stem: str) -> Path:
-    """Save the selected weights as `<stem>_<YYYYMMDD>-<8 hex of content>.pt`
-    (docs/store.md#checkpoints)."""
-    from slrbench.training.loop import _save
-
-    directory = Path(store.root) / "checkpoints"
-    directory.mkdir(parents=True, exist_ok=True)
-    temporary = directory / f".{stem}.{os.getpid()}.pt.tmp"  # parallel workers never share it
-    _save(temporary, {"model": model.state_dict()})
-    digest = sha256_file(temporary)
-    final = directory / f"{stem}_{datetime.now(timezone.utc):%Y%m%d}-{digest[:8]}.pt"
-    temporary.replace(final)
-    return final
+def _store_checkpoint(store: RecordStore, task: StreamTask, data: bytes, suffix: str) -> Path:
+    """Store the selected weights as `<stem>_<YYYYMMDD>-<8 hex of content><suffix>`
+    (docs/store.md#checkpoints); written atomically under a unique temporary name."""
+    spec = task.request.dataset.spec
+    stem = f"{task.method}-{spec.name}-{task.stream}-s{task.request.seed}"
+    digest = hashlib.sha256(data).hexdigest()
+    final = (Path(store.root) / "checkpoints" /
+             f"{stem}_{datetime.now(timezone.utc):%Y%m%d}-{digest[:8]}{suffix}")
+    return atomic_write_bytes(final, data)
 
 
 def _pose_block(dataset: Dataset, config: dict[str, Any]) -> dict[str, Any]:

@@ -81,10 +81,10 @@ def sample_signers(cfg: SynthSignConfig, rng: np.random.Generator) -> list[Signe
         k += c
         for i in members:
             split_of[i] = split
-        # Left-dominant signers in every split that can have one (train and test at least),
-        # so mirroring is both learnable and tested.
+        # A left-dominant signer in every split of two or more signers: mirroring is learnt on
+        # train, and val, which selects checkpoints and fusion weights, sees what test sees.
         n_left = round(cfg.left_handed_rate * c)
-        if cfg.left_handed_rate > 0 and split != "val" and c >= 2:
+        if cfg.left_handed_rate > 0 and c >= 2:
             n_left = max(n_left, 1)
         left.update(int(i) for i in rng.permutation(members)[:n_left])
 

@@ -16,7 +16,7 @@ from slrbench.config import check_fields
 from slrbench.errors import SlrbenchError
 
 # Bump whenever the generator's output for a given config changes (new cache key).
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class SynthSignConfig:
     # --- size -----------------------------------------------------------------------------
     n_classes: int = 20
     n_train_signers: int = 9
-    n_val_signers: int = 2
+    n_val_signers: int = 3  # at least 3 with a left-dominant one: val must stand for test
     n_test_signers: int = 3
     repetitions: int = 3  # samples per (class, signer)
     family_sizes: tuple[int, ...] = (4, 5, 6)  # a base sign plus 3-5 one-parameter variants
@@ -150,7 +150,7 @@ class SynthSignConfig:
 
 # Presets only list what differs from the dataclass defaults (which are the `tiny` values).
 PRESETS: dict[str, dict[str, Any]] = {
-    # CI-sized: 20 classes x 14 signers (9/2/3) x 3 repetitions = 540 / 120 / 180 samples.
+    # CI-sized: 20 classes x 15 signers (9/3/3) x 3 repetitions = 540 / 180 / 180 samples.
     "tiny": {},
     # 64 classes x 24 signers (16/3/5) x 2 repetitions = 2048 / 384 / 640 samples.
     "default": {

@@ -93,7 +93,9 @@ class SynthSign:
             self._samples[split].sort(key=lambda x: x.id)
 
         self.spec = DatasetSpec(
-            name="synthsign",
+            # Named by the configuration, so records of a custom SynthSign never pass for a
+            # registry dataset's; `load_dataset` renames the registry presets (synthsign-tiny).
+            name=f"synthsign-{config.sha256()[:8]}",
             version=GENERATOR_VERSION,
             title="SynthSign: procedural isolated signs (pose, RGB, wrist IMU)",
             classes=tuple(c.gloss for c in self.classes),
