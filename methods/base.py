@@ -171,6 +171,7 @@ class SolverFit:
     selection: dict[str, Any]  # what val chose, e.g. {"C": 0.1, "val_pi@1": 0.61}
     params: int
     fit_time_s: float
+    predict_s: dict[str, float]  # "val", "test" -> seconds from pose arrays to logits
 
 
 class SolverAdapter(MethodAdapter):

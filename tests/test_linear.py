@@ -138,6 +138,9 @@ def test_linear_learns_well_above_chance_and_stores_a_pair(fitted: RecordStore) 
     chance = 1 / test.num_classes
     assert test.metrics["pi@1"]["value"] > 8 * chance  # measured: 0.844 (chance 0.05)
     assert test.meta["selection_split"] == "val" and not test.meta["test_tuned"]
+    timings = test.meta["timings"]  # prediction is timed from the pose arrays to the logits
+    assert timings["predict_s"] > 0 and 0 < timings["train_s"] < 120
+    assert timings["epochs"] is None and test.meta["selected_epoch"] is None
 
 
 def test_c_is_the_best_on_val_and_the_checkpoint_reproduces_the_scores(

@@ -308,15 +308,16 @@ def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
                  progress: str) -> StreamOutcome:
     """Fit one stream, predict val and test with what val selected, store both records as one
     group. Two processes asked for the same stream serialise on its lock; the second then finds
-    the first one's records and skips (docs/store.md#pairs-commit-together)."""
+    the first one's records and skips (docs/store.md#concurrent-writers)."""
     progress = progress if task.request.progress else "off"
+    say = print_line if progress != "off" else (lambda text: None)
     lock = _identity_lock(store, task)
     if _held_elsewhere(lock):
-        print_line(f"{task.label}: another process is training this stream; waiting for it")
+        say(f"{task.label}: another process is training this stream; waiting for it")
     with lock:
         existing = {} if task.request.rerun else _existing(store, task.identity())
         if len(existing) == len(EVAL_SPLITS):
-            print_line(f"{task.label}: stored by the other process meanwhile, skipped")
+            say(f"{task.label}: stored by the other process meanwhile, skipped")
             return _outcome_from_rows(task, "skipped", existing, store)
         _check_interrupted(task, store, holding_lock=True)  # the other one may have died
         started_at, tic = utc_now(), time.perf_counter()
@@ -397,7 +398,7 @@ def _fit_solver(task: StreamTask, store: RecordStore) -> _Fitted:
     write_npz(buffer, fit.state)
     checkpoint = _store_checkpoint(store, task, buffer.getvalue(), ".npz")
     return _Fitted(
-        {split: (fit.scores[split], 0.0) for split in EVAL_SPLITS},
+        {split: (fit.scores[split], fit.predict_s[split]) for split in EVAL_SPLITS},
         {split: dataset.labels(split) for split in EVAL_SPLITS},
         checkpoint, fit.params,
         {"selection_metric": "pi@1 on val (ties: the smaller C)", "selected_epoch": None,
