@@ -13,6 +13,7 @@ FLAG_NOTES = {
     "‡": "reported split possibly val + test merged",
     "*": "extra training data or external pre-training",
     "◊": "slrbench reconstruction (no upstream code)",
+    "?": "imported: which split selected the checkpoint is not known (no --selection-split)",
     "⊙": "fusion cross-fitted on the reported split (each fold scored with weights fitted on "
          "the other folds; folds by signer or by sample, see tuned_on)",
 }
@@ -23,6 +24,8 @@ def record_flags(meta: dict[str, Any], split: str) -> str:
     flags = ""
     if meta.get("test_tuned") or meta.get("selection_split") == split:
         flags += "†"
+    elif meta.get("selection_split") == "unknown":
+        flags += "?"
     if meta.get("val_test_merged"):
         flags += "‡"
     protocol = meta.get("test_protocol") or {}

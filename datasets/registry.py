@@ -217,17 +217,18 @@ def load_dataset(name: str, seed: int = 0) -> Dataset:
 @lru_cache(maxsize=32)
 def registry_facts(name: str) -> RegistryFacts | None:
     """What records of `name` must agree with (slrbench.store.verify); None for a dataset the
-    registry does not know (a user's own subset). SynthSign's classes and ids come from its
-    generator's metadata, which is cheap (no arrays are generated)."""
+    registry does not know (a user's own subset). Where official ids are shipped
+    (`slrbench.datasets.official`: SynthSign, AUTSL) every id and the class list are checked;
+    elsewhere the number of classes and the split sizes."""
+    from slrbench.datasets.official import official_split
+
     entry = REGISTRY.get(name)
     if entry is None:
         return None
-    if entry.synthetic:
-        from slrbench.datasets.synthsign import SynthSign, SynthSignConfig
-
-        spec = SynthSign(SynthSignConfig.preset(entry.synthsign_preset or "tiny", seed=0)).spec
-        return RegistryFacts(dataset=name, num_classes=spec.num_classes,
-                             vocab_sha256=spec.vocab_sha256,
-                             split_ids={s: frozenset(ids) for s, ids in spec.splits.items()})
+    tables = {split: official_split(name, split) for split in entry.split_sizes}
+    known = {split: table for split, table in tables.items() if table is not None}
+    first = next(iter(known.values()), None)
     return RegistryFacts(dataset=name, num_classes=entry.num_classes,
+                         vocab_sha256=first.vocab_sha256 if first else None,
+                         split_ids={s: frozenset(t.ids) for s, t in known.items()} or None,
                          split_sizes=dict(entry.split_sizes))

@@ -38,6 +38,10 @@ def test_wheel_contents(wheel: Path) -> None:
         "slrbench/methods/registry.py",
         "slrbench/datasets/registry.py",
         "slrbench/datasets/synthsign/glosses.json",
+        "slrbench/importers/safe_pickle.py",
+        "slrbench/datasets/metadata/README.md",
+        "slrbench/datasets/metadata/autsl/SignList_ClassId_TR_EN.csv",
+        "slrbench/datasets/metadata/autsl/test_labels.csv.gz",
     ):
         assert required in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -55,13 +59,15 @@ def test_installed_wheel_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(target)}
     code = (
         "import slrbench, slrbench.methods.registry as r, slrbench.datasets.registry as d;"
-        "print(slrbench.__file__); print(r.get_method('slgcn').spec.name, len(d.REGISTRY))"
+        "from slrbench.datasets.official import official_split as o;"
+        "print(slrbench.__file__); print(r.get_method('slgcn').spec.name, len(d.REGISTRY),"
+        " len(o('autsl', 'test').ids))"
     )
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
                           capture_output=True, text=True, check=True)
     where, summary = done.stdout.splitlines()
     assert where.startswith(str(target))
-    assert summary.startswith("slgcn ")
+    assert summary.startswith("slgcn ") and summary.endswith(" 3742")  # shipped metadata
     listed = subprocess.run(
         [sys.executable, "-m", "slrbench", "methods"], env=env, cwd=tmp_path, capture_output=True,
         text=True

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from slrbench.cli import datasets, fuse, methods, report, run
+from slrbench.cli import datasets, fuse, importing, methods, report, run
 from slrbench.cli.common import error_console
 from slrbench.errors import EXIT_BAD_INPUT, SlrbenchError, os_error_message
 
@@ -27,6 +27,7 @@ app = typer.Typer(
 for module in (datasets, methods, run, fuse, report):
     name = module.__name__.rpartition(".")[2]
     app.command(name)(getattr(module, name))
+app.command("import")(importing.import_scores)  # `import` is a Python keyword
 
 # Typer >= 0.2x vendors click; reach its ClickException through a public subclass. Typed as
 # type[Any]: its module (click or typer._click) depends on the typer version, so no import names it.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from slrbench.cli.common import ResultsOption, bootstrap_config, console, open_store, split_list
 from slrbench.errors import MAX_GRID_STEPS, SlrbenchError
+
+if TYPE_CHECKING:
+    from slrbench.methods.base import FusionRecipe
 
 
 def parse_grid(text: str | None) -> dict[str, list[float]] | None:
@@ -39,6 +42,53 @@ def parse_grid(text: str | None) -> dict[str, list[float]] | None:
     return grid
 
 
+def parse_weights(text: str | None) -> dict[str, float] | None:
+    """`j=1,b=0.9,...` (stream or group name = weight) for fixed weights."""
+    import math
+
+    from slrbench.fusion.strategies import MAX_WEIGHT
+
+    if text is None:
+        return None
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, sign, value = (piece.strip() for piece in part.partition("="))
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = math.nan
+        if not name or not sign or not (math.isfinite(weight) and 0 <= weight <= MAX_WEIGHT):
+            raise SlrbenchError(f"--weights: found {part.strip()!r}; expected name=weight with a "
+                                f"weight from 0 to {MAX_WEIGHT:g}, e.g. j=1,b=0.9")
+        if name in weights:
+            raise SlrbenchError(f"--weights: {name!r} given twice; expected one weight per name")
+        weights[name] = weight
+    return weights
+
+
+def parse_groups(text: str | None) -> dict[str, tuple[str, ...]] | None:
+    """`body=j,b;hand=hj,hb`: named groups of streams for two-level fusion."""
+    if text is None:
+        return None
+    groups: dict[str, tuple[str, ...]] = {}
+    for part in text.split(";"):
+        name, sign, listed = part.partition("=")
+        streams = tuple(m.strip() for m in listed.split(",") if m.strip())
+        if not name.strip() or not sign or not streams:
+            raise SlrbenchError(f"--groups: found {part.strip()!r}; expected name=stream,stream "
+                                "groups separated by ';', e.g. body=j,b;hand=hj,hb")
+        if name.strip() in groups:
+            raise SlrbenchError(f"--groups: group {name.strip()!r} given twice; expected "
+                                "distinct group names")
+        groups[name.strip()] = streams
+    members = [s for group in groups.values() for s in group]
+    twice = sorted({s for s in members if members.count(s) > 1})
+    if twice:
+        raise SlrbenchError(f"--groups: stream {twice[0]!r} is in two groups; expected each "
+                            "stream in one group")
+    return groups
+
+
 def fuse(
     method: Annotated[str, typer.Option(help="Method whose stream records to fuse.")],
     dataset: Annotated[str, typer.Option(help="Dataset name.")],
@@ -54,6 +104,14 @@ def fuse(
         help="bayes / hier: trials per search (default 200).")] = None,
     grid: Annotated[str | None, typer.Option(
         help="grid: lo:hi:steps for all streams, or j=1:2:11,b=0.5:1.5:11.")] = None,
+    weights: Annotated[str | None, typer.Option(
+        help="Fixed weights for any method, e.g. j=1,b=0.9 (implies --strategy fixed).")
+    ] = None,
+    weights_chosen_on: Annotated[str | None, typer.Option(
+        help="With --weights: the split they were chosen on upstream (val, test, unknown).")
+    ] = None,
+    groups: Annotated[str | None, typer.Option(
+        help="Two-level groups for hier or fixed, e.g. body=j,b;hand=hj,hb.")] = None,
     level_search: Annotated[str | None, typer.Option(
         help="hier: bayes or grid per level (default bayes).")] = None,
     allow_test_tuning: Annotated[bool, typer.Option(
@@ -83,12 +141,16 @@ def fuse(
     if ci_rows is not None and "subsets" not in ablations:
         raise SlrbenchError("--ci-rows: given, but only the subsets ablation uses it; expected "
                             "it with --ablate subsets")
-    given = {"--seed": seed, "--trials": trials, "--grid": grid, "--level-search": level_search}
+    given = {"--seed": seed, "--trials": trials, "--grid": grid, "--level-search": level_search,
+             "--groups": groups}
+    recipe = given_recipe(parse_weights(weights), weights_chosen_on, strategy, space,
+                          parse_groups(groups))
     options = default_options(
-        method, dataset, strategy=strategy, space=space, seed=0 if seed is None else seed,
+        method, dataset, strategy="fixed" if recipe else strategy, space=space,
+        seed=0 if seed is None else seed,
         trials=DEFAULT_TRIALS if trials is None else trials, grid=parse_grid(grid),
         level_search=level_search or "bayes", allow_test_tuning=allow_test_tuning,
-        crossfit=crossfit)
+        crossfit=crossfit, groups=parse_groups(groups), recipe=recipe)
     options.check()
     options.check_given([name for name, value in given.items() if value is not None])
     outcome = fuse_from_store(
@@ -96,3 +158,29 @@ def fuse(
         streams=split_list(streams, "--streams"), input_seed=input_seed, ablate=ablations,
         bootstrap=bootstrap_settings, ci_rows=DEFAULT_CI_ROWS if ci_rows is None else ci_rows)
     print_outcome(outcome, console)
+
+
+def given_recipe(weights: dict[str, float] | None, chosen_on: str | None, strategy: str | None,
+                 space: str | None, groups: dict[str, tuple[str, ...]] | None,
+                 ) -> FusionRecipe | None:
+    """The fixed-weight recipe of --weights (a published ensemble for any method, imported
+    ones included); weights chosen on the reported split keep their †."""
+    from slrbench.methods.base import FusionRecipe
+
+    if weights is None:
+        if chosen_on is not None:
+            raise SlrbenchError("--weights-chosen-on: given without --weights; expected it "
+                                "only with --weights")
+        return None
+    if strategy not in (None, "fixed"):
+        raise SlrbenchError(f"--weights with --strategy {strategy}: found both; expected "
+                            "--weights alone (it means --strategy fixed)")
+    chosen = chosen_on or "unknown"
+    if chosen not in ("val", "test", "unknown"):
+        raise SlrbenchError(f"--weights-chosen-on: found {chosen!r}; expected val, test or "
+                            "unknown")
+    text = ",".join(f"{name}={value:g}" for name, value in weights.items())
+    return FusionRecipe(strategy="fixed", score_space=space or "logits",
+                        weights={"default": weights},
+                        source=f"--weights {text} (chosen on {chosen})",
+                        test_tuned=chosen == "test", groups=groups)

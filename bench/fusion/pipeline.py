@@ -63,10 +63,11 @@ def method_recipe(method: str) -> tuple[FusionRecipe | None, tuple[str, ...]]:
 
 
 def default_options(method: str, dataset: str, strategy: str | None = None,
-                    space: str | None = None, **settings: Any) -> FusionOptions:
-    """Options with the method's recipe: its strategy and score space unless overridden
-    (no recipe: mean of logits)."""
-    recipe, _ = method_recipe(method)
+                    space: str | None = None, recipe: FusionRecipe | None = None,
+                    **settings: Any) -> FusionOptions:
+    """Options with the method's recipe (or `recipe`, e.g. weights given on the command line):
+    its strategy and score space unless overridden (no recipe: mean of logits)."""
+    recipe = recipe or method_recipe(method)[0]
     return FusionOptions(
         strategy=strategy or (recipe.strategy if recipe else "mean"),
         space=space or (recipe.score_space if recipe else "logits"),

@@ -45,6 +45,7 @@ _USERS = {
     "--grid": "--strategy grid, or hier with --level-search grid",
     "--level-search": "--strategy hier",
     "--seed": "--strategy bayes, hier (bayes levels) or stack, or with --crossfit",
+    "--groups": "--strategy hier, or fixed weights (--weights)",
 }
 DEFAULT_BOUNDS = (0.0, 2.0)
 OBJECTIVE = "pi@1 on the tuning split; ties: lower NLL of the fused scores"
@@ -147,6 +148,7 @@ class FusionOptions:
                                                    and self.level_search == "grid"),
             "--level-search": self.strategy == "hier",
             "--seed": searching or self.strategy == "stack" or self.crossfit is not None,
+            "--groups": self.strategy in ("hier", "fixed"),
         }.get(option, True)
 
     def check_given(self, given: Sequence[str]) -> None:

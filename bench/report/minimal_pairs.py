@@ -24,6 +24,7 @@ import numpy as np
 
 from slrbench.errors import SlrbenchError
 from slrbench.metrics import topk_hits
+from slrbench.report.cells import shown
 from slrbench.store.records import RunRecord
 
 Pair = tuple[int, int, str]
@@ -173,6 +174,6 @@ def minimal_pairs_markdown(rows: Sequence[dict[str, Any]], pairs: Sequence[Pair]
     for row in rows:
         cells = [f"{row.get(f'{kind}_pairwise', float('nan')):.3f} | "
                  f"{row.get(f'{kind}_partner_confusion', float('nan')):.3f}" for kind in kinds]
-        lines.append(f"| {row['method']} | {row['stream']} | {row['seed']} | "
+        lines.append(f"| {row['method']} | {row['stream']} | {shown(row['seed'])} | "
                      + " | ".join(cells) + " |")
     return lines

@@ -19,6 +19,7 @@ from slrbench.errors import SlrbenchError
 from slrbench.fusion.report import fusion_section, rich_section
 from slrbench.marks import FLAG_NOTES, record_flags
 from slrbench.metrics import METRIC_LABELS
+from slrbench.report.cells import shown
 from slrbench.report.minimal_pairs import (
     dataset_minimal_pairs,
     minimal_pairs_markdown,
@@ -33,6 +34,7 @@ REPORT_FORMATS = ("md", "csv")
 HEADLINE_METRICS = ("pi@1", "pi@5", "pc@1", "pc@5")
 EXTRA_METRICS = ("pc_union@1", "nll", "ece")
 PERCENT_METRICS = frozenset({"pi@1", "pi@5", "pc@1", "pc@5", "pc_union@1", "ece"})
+
 def format_metric(metric: dict[str, Any] | None, key: str) -> str:
     if not metric:
         return "–"
@@ -151,7 +153,8 @@ def _rich_table(metas: list[dict[str, Any]], split: str, dataset: str) -> Table:
         if meta["n_eval"] != meta["n_official"]:
             n += f"/{meta['n_official']}"
         table.add_row(
-            f"{meta['method']}:{meta['stream']}\n[dim]{meta['preset']} · seed {meta['seed']}[/dim]",
+            f"{meta['method']}:{meta['stream']}\n"
+            f"[dim]{shown(meta['preset'])} · seed {shown(meta['seed'])}[/dim]",
             *cells,
             n,
             record_flags(meta, split),
@@ -181,7 +184,8 @@ def _markdown(metas: list[dict[str, Any]], split: str, dataset: str, out_dir: Pa
         except ValueError:
             link = record.resolve()
         lines.append(
-            f"| {meta['method']} | {meta['preset']} | {meta['stream']} | {meta['seed']} | "
+            f"| {meta['method']} | {shown(meta['preset'])} | {meta['stream']} | "
+            f"{shown(meta['seed'])} | "
             + " | ".join(format_metric(metrics.get(k), k) for k in HEADLINE_METRICS)
             + f" | {format_metric(metrics.get('pc_union@1'), 'pc_union@1')}"
             + f" | {meta['n_eval']} / {meta['n_official']} | {meta['selection_split']}"

@@ -132,6 +132,7 @@ OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "compute": ("dict", "null"),
     "reused_from": ("str", "null"),
     "commit_group": ("dict", "null"),
+    "imported": ("dict", "null"),  # slrbench import: format, files read (sha256), command
 }
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,199}$")

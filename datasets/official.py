@@ -1,0 +1,102 @@
+"""Official ids, labels and class lists, read without any video or keypoint array: what an
+imported score file is checked against (docs/datasets/README.md#official-metadata).
+
+SynthSign's come from its generator's metadata (cheap: no arrays are generated); AUTSL's from
+the files shipped in `datasets/metadata/` (datasets/metadata/README.md). Other datasets ship no
+ids: for them only the number of classes and the split sizes are known.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from slrbench.datasets.base import sha256_lines
+from slrbench.errors import SlrbenchError
+
+
+@dataclass(frozen=True)
+class SplitTable:
+    """One official split: ids in registry order, their labels and the class list."""
+
+    dataset: str
+    split: str
+    ids: tuple[str, ...]
+    labels: np.ndarray  # int64, class index per id
+    classes: tuple[str, ...]  # class names in class-index order
+    _rows: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._rows.update((sample_id, row) for row, sample_id in enumerate(self.ids))
+
+    def row(self, sample_id: str) -> int | None:
+        return self._rows.get(sample_id)
+
+    @property
+    def vocab_sha256(self) -> str:
+        return sha256_lines(self.classes)
+
+    @property
+    def split_sha256(self) -> str:
+        return sha256_lines(self.ids)
+
+
+def official_split(dataset: str, split: str) -> SplitTable | None:
+    """The split's official table, or None where the registry ships no ids for it."""
+    from slrbench.datasets.registry import get_entry
+
+    entry = get_entry(dataset)
+    if entry.synthetic:
+        return _synthsign_split(entry.name, entry.synthsign_preset or "tiny", split)
+    if entry.name == "autsl":
+        return _autsl_split(split)
+    return None
+
+
+@lru_cache(maxsize=16)
+def _synthsign_split(name: str, preset: str, split: str) -> SplitTable:
+    from slrbench.datasets.synthsign import SynthSign, SynthSignConfig
+
+    synth = SynthSign(SynthSignConfig.preset(preset, seed=0))  # metadata only, no arrays
+    return SplitTable(name, split, synth.ids(split), synth.labels(split),
+                      tuple(c.gloss for c in synth.classes))
+
+
+_AUTSL_FILES = {"train": "train_labels.csv.gz", "val": "validation_labels.csv.gz",
+                "test": "test_labels.csv.gz"}
+
+
+@lru_cache(maxsize=4)
+def _autsl_split(split: str) -> SplitTable:
+    if split not in _AUTSL_FILES:
+        raise SlrbenchError(f"--split: found '{split}' for autsl; expected one of "
+                            f"{', '.join(_AUTSL_FILES)}")
+    classes = _autsl_classes()
+    rows = list(csv.reader(io.StringIO(_read_text("autsl", _AUTSL_FILES[split]))))
+    ids = tuple(row[0] for row in rows)
+    labels = np.array([int(row[1]) for row in rows], dtype=np.int64)
+    return SplitTable("autsl", split, ids, labels, classes)
+
+
+@lru_cache(maxsize=1)
+def _autsl_classes() -> tuple[str, ...]:
+    """English glosses in class-id order (the shipped list's `EN` column)."""
+    rows = list(csv.DictReader(io.StringIO(_read_text("autsl", "SignList_ClassId_TR_EN.csv"))))
+    ids = [int(row["ClassId"]) for row in rows]
+    if ids != list(range(len(ids))):
+        raise SlrbenchError("datasets/metadata/autsl/SignList_ClassId_TR_EN.csv: class ids are "
+                            "not 0..K-1 in order; expected the shipped file unchanged")
+    return tuple(row["EN"] for row in rows)
+
+
+def _read_text(folder: str, name: str) -> str:
+    data = resources.files("slrbench.datasets").joinpath("metadata", folder, name).read_bytes()
+    if name.endswith(".gz"):
+        data = gzip.decompress(data)
+    return data.decode("utf-8")
