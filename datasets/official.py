@@ -1,9 +1,10 @@
 """Official ids, labels and class lists, read without any video or keypoint array: what an
 imported score file is checked against (docs/datasets/README.md#official-metadata).
 
-SynthSign's come from its generator's metadata (cheap: no arrays are generated); AUTSL's from
-the files shipped in `datasets/metadata/` (datasets/metadata/README.md). Other datasets ship no
-ids: for them only the number of classes and the split sizes are known.
+SynthSign's come from its generator's metadata (cheap: no arrays are generated); AUTSL's and
+WLASL's (all four subsets) from the files shipped in `datasets/metadata/`
+(datasets/metadata/README.md). Other datasets ship no ids: for them only the number of classes
+and the split sizes are known.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def official_split(dataset: str, split: str) -> SplitTable | None:
         return _synthsign_split(entry.name, entry.synthsign_preset or "tiny", split)
     if entry.name == "autsl":
         return _autsl_split(split)
+    if entry.name.startswith("wlasl"):
+        return _wlasl_split(entry.name, entry.num_classes, split)
     return None
 
 
@@ -93,6 +96,24 @@ def _autsl_classes() -> tuple[str, ...]:
         raise SlrbenchError("datasets/metadata/autsl/SignList_ClassId_TR_EN.csv: class ids are "
                             "not 0..K-1 in order; expected the shipped file unchanged")
     return tuple(row["EN"] for row in rows)
+
+
+@lru_cache(maxsize=16)
+def _wlasl_split(name: str, num_classes: int, split: str) -> SplitTable:
+    """WLASL<K>: the v0.3 instances of the first K glosses (the gloss order is the class
+    index), ids in sorted order."""
+    if split not in _SPLIT_NAMES:
+        raise SlrbenchError(f"--split: found '{split}' for {name}; expected one of "
+                            f"{', '.join(_SPLIT_NAMES)}")
+    rows = [line.split("\t") for line in _read_text("wlasl", "instances.tsv.gz").splitlines()]
+    chosen = [(vid, int(label)) for vid, part, label in rows
+              if part == split and int(label) < num_classes]
+    classes = tuple(_read_text("wlasl", "classes.txt").splitlines()[:num_classes])
+    return SplitTable(name, split, tuple(v for v, _ in chosen),
+                      np.array([label for _, label in chosen], dtype=np.int64), classes)
+
+
+_SPLIT_NAMES = ("train", "val", "test")
 
 
 def _read_text(folder: str, name: str) -> str:

@@ -1,5 +1,6 @@
 """Registry of the datasets slrbench knows: SynthSign (built in, generated on demand) and the
-real isolated-SLR benchmarks (facts from docs/datasets/README.md; their content is never shipped).
+real isolated-SLR benchmarks (facts from docs/datasets/README.md; no videos or keypoints are
+shipped, only official metadata: slrbench.datasets.official).
 """
 
 from __future__ import annotations

@@ -367,3 +367,34 @@ def test_shipped_autsl_metadata_is_the_reference_data(shared_dir: Path) -> None:
             rows = list(csv.reader(f))
         assert list(table.ids) == [r[0] for r in rows]
         assert table.labels.tolist() == [int(r[1]) for r in rows]
+
+
+@pytest.mark.parametrize("k, sizes", [(100, (1442, 338, 258)), (300, (3549, 900, 668)),
+                                      (1000, (8974, 2318, 1876)), (2000, (14289, 3916, 2878))])
+def test_shipped_wlasl_subsets_have_the_official_sizes(k: int, sizes: tuple) -> None:
+    tables = [official_split(f"wlasl{k}", split) for split in ("train", "val", "test")]
+    assert [len(t.ids) for t in tables if t is not None] == list(sizes)
+    assert all(t is not None and len(t.classes) == k and t.labels.max() < k for t in tables)
+    assert len(set(tables[2].labels.tolist())) == (1999 if k == 2000 else k)  # known gap
+
+
+def test_shipped_metadata_matches_its_published_checksums() -> None:
+    folder = Path(__file__).resolve().parents[1] / "datasets" / "metadata"
+    listed = [line.split("  ") for line in (folder / "README.md").read_text().splitlines()
+              if len(line) > 66 and line[64:66] == "  "]
+    assert len(listed) == 6
+    for digest, name in listed:
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+
+
+@pytest.mark.shared
+def test_shipped_wlasl_metadata_is_the_v03_release(shared_dir: Path) -> None:
+    import json
+
+    release = json.loads(gzip.decompress(
+        (shared_dir / "data" / "wlasl" / "WLASL_v0.3.json.gz").read_bytes()))
+    table = official_split("wlasl2000", "test")
+    assert table is not None and list(table.classes) == [entry["gloss"] for entry in release]
+    expected = sorted((inst["video_id"], k) for k, entry in enumerate(release)
+                      for inst in entry["instances"] if inst["split"] == "test")
+    assert list(zip(table.ids, table.labels.tolist())) == expected

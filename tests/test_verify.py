@@ -104,13 +104,13 @@ def test_foreign_ids_and_class_counts_are_refused(tmp_path: Path) -> None:
 
 
 def test_real_dataset_sizes_are_checked_without_shipped_ids(tmp_path: Path) -> None:
-    facts = registry_facts("wlasl100")
+    facts = registry_facts("msasl100")
     assert facts is not None and facts.split_ids is None and facts.num_classes == 100
     size = facts.split_sizes["test"]
     labels = np.arange(size + 1, dtype=np.int64) % 100
     logits = noisy_logits(labels, 2.0, np.random.default_rng(1), k=100)
     too_many = make_record("test", "j", [f"v{i:05d}" for i in range(size + 1)], labels, logits,
-                           dataset="wlasl100", metrics={}, n_official=None)
+                           dataset="msasl100", metrics={}, n_official=None)
     with pytest.raises(SlrbenchError, match=f"expected at most {size}, the official size"):
         stored(tmp_path, too_many).load_checked(too_many.run_id)
 
@@ -144,3 +144,16 @@ def test_non_finite_metric_never_breaks_the_index(tmp_path: Path) -> None:
     assert [r["run_id"] for r in rows] == [second.run_id]
     assert "metric 'nll' value is inf" in store.corrupt_runs()[first.run_id]
     json.loads(store.index_path.read_text().splitlines()[0])  # strict JSON still
+
+
+def test_wlasl_records_are_checked_against_the_shipped_ids(tmp_path: Path) -> None:
+    facts = registry_facts("wlasl100")
+    assert facts is not None and facts.split_ids is not None and facts.vocab_sha256 is not None
+    assert len(facts.split_ids["test"]) == facts.split_sizes["test"] == 258
+    labels = np.arange(4, dtype=np.int64)
+    foreign = make_record("test", "j", ["99999", "99998", "99997", "99996"], labels,
+                          noisy_logits(labels, 2.0, np.random.default_rng(1), k=100),
+                          dataset="wlasl100", metrics={}, n_official=None,
+                          vocab_sha256=facts.vocab_sha256)
+    with pytest.raises(SlrbenchError, match="4 sample id\\(s\\) not in the official test split"):
+        stored(tmp_path, foreign).load_checked(foreign.run_id)
