@@ -28,6 +28,7 @@ for module in (datasets, methods, run, fuse, report):
     name = module.__name__.rpartition(".")[2]
     app.command(name)(getattr(module, name))
 app.command("import")(importing.import_scores)  # `import` is a Python keyword
+app.command("import-checkpoint")(importing.import_checkpoint)
 
 # Typer >= 0.2x vendors click; reach its ClickException through a public subclass. Typed as
 # type[Any]: its module (click or typer._click) depends on the typer version, so no import names it.

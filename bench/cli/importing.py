@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from slrbench.cli.common import ResultsOption, bootstrap_config, console, open_store
+from slrbench.errors import SlrbenchError
 
 
 def import_scores(
@@ -55,3 +56,45 @@ def import_scores(
         + (f" ({missing} official ids absent)" if missing else "")
         + f": P-I@1 {100 * top1:.2f} %{' ' + flags if flags else ''}; record {record.run_id}",
         soft_wrap=True)
+
+
+def import_checkpoint(
+    file: Annotated[Path, typer.Argument(help="The upstream checkpoint (torch.save file).")],
+    method: Annotated[str, typer.Option(help="Upstream family: slgcn.")],
+    dataset: Annotated[str, typer.Option(help="Dataset it was trained on (sets K).")],
+    out: Annotated[Path, typer.Option(help="Where to write the native checkpoint (.pt).")],
+    preset: Annotated[str, typer.Option(help="Native preset of the same shape.")] = "paper",
+) -> None:
+    """Map released upstream weights onto slrbench's native model and save them."""
+    import torch
+
+    from slrbench.datasets.registry import get_entry
+    from slrbench.methods.upstream_weights import (
+        SLGCN_LAYOUT,
+        load_native,
+        native_slgcn,
+        slgcn_from_upstream,
+        upstream_state,
+    )
+    from slrbench.store.atomic import atomic_write_bytes
+    from slrbench.store.provenance import sha256_file
+    from slrbench.training.loop import checkpoint_bytes, count_parameters
+
+    if method != "slgcn":
+        raise SlrbenchError(f"--method: found '{method}'; expected slgcn (the only upstream "
+                            "weight layout mapped so far)")
+    if not file.is_file():
+        raise SlrbenchError(f"FILE {file}: no such file; expected an upstream checkpoint")
+    model = native_slgcn(get_entry(dataset).num_classes, preset)
+    state = slgcn_from_upstream(upstream_state(str(file), str(file)), SLGCN_LAYOUT, str(file))
+    load_native(model, state, str(file))
+    model.eval()
+    with torch.no_grad():  # a fixed input must give finite logits of the right shape
+        logits = model(torch.ones(1, 3, 32, 27, 1), 1.0)
+    if not torch.isfinite(logits).all():
+        raise SlrbenchError(f"{file}: the mapped model gives non-finite logits; expected finite "
+                            "weights")
+    atomic_write_bytes(out, checkpoint_bytes({"model": model.state_dict()}))
+    console.print(f"wrote {out}: slgcn/{preset}, K={logits.shape[1]}, "
+                  f"{count_parameters(model):,} parameters, sha256 {sha256_file(out)[:16]}…",
+                  soft_wrap=True)

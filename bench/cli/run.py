@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -57,6 +58,9 @@ def run(
     rerun: Annotated[
         bool, typer.Option("--rerun", help="Train again even if records exist.")
     ] = False,
+    init: Annotated[Path | None, typer.Option(
+        help="Start from these native weights (see `slrbench import-checkpoint`); with "
+        "--epochs 0 they are only evaluated.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
     results: ResultsOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
@@ -79,8 +83,14 @@ def run(
         adapter.check_preset(preset or adapter.spec.default_preset)
     stream_names = split_list(streams, "--streams")
     chosen_streams = [adapter.check_streams(stream_names) for adapter in adapters]
+    if init is not None:
+        if len(adapters) > 1:
+            raise SlrbenchError("--init: found with several methods; expected one method "
+                                "(the weights fit one architecture)")
+        if not init.is_file():
+            raise SlrbenchError(f"--init {init}: no such file; expected a native checkpoint")
     if epochs is not None:
-        check_range("--epochs", epochs, 1, MAX_EPOCHS)
+        check_range("--epochs", epochs, 0 if init is not None else 1, MAX_EPOCHS)
         if all(isinstance(adapter, SolverAdapter) for adapter in adapters):
             raise SlrbenchError(f"--epochs: found with method '{adapters[0].spec.name}', which "
                                 "is fitted by a solver; expected a method trained by epochs")
@@ -107,7 +117,8 @@ def run(
         return
     (adapter,), (stream_list,) = adapters, chosen_streams
     request = RunRequest(method=adapter, dataset=data, preset=preset or adapter.spec.default_preset,
-                         streams=stream_list, seed=seed, bootstrap=bootstrap_settings, **settings)
+                         streams=stream_list, seed=seed, bootstrap=bootstrap_settings, init=init,
+                         **settings)
     (outcomes,) = run_all([request], store, console, jobs, threads)
     console.print(outcome_table(outcomes))
     console.print(

@@ -85,15 +85,21 @@ class RunRequest:
     rerun: bool = False
     bootstrap: BootstrapConfig | None = _DEFAULT_BOOTSTRAP
     progress: bool = True
+    # Start from these native weights (`slrbench import-checkpoint`); with train.epochs = 0
+    # they are only evaluated (released weights scored on val and test).
+    init: Path | None = None
 
     def __post_init__(self) -> None:
         check_range("--seed", self.seed, 0, MAX_SEED)  # before any stream is planned
+        if self.init is not None and isinstance(self.method, SolverAdapter):
+            raise SlrbenchError(f"--init: method '{self.method.spec.name}' is fitted by a "
+                                "solver; expected a method trained by epochs")
 
 
 @dataclass(frozen=True)
 class StreamOutcome:
     stream: str
-    status: str  # "trained", "resumed", "skipped", "reused"
+    status: str  # "trained", "resumed", "evaluated", "skipped", "reused"
     run_ids: dict[str, str]  # split -> run id
     metrics: dict[str, dict[str, Any]]  # split -> metrics block
     method: str = ""
@@ -187,6 +193,9 @@ def run_all(requests: Sequence[RunRequest], store: RecordStore, console: Console
 def _plan(request: RunRequest, stream: str) -> StreamTask:
     adapter, spec = request.method, request.dataset.spec
     config = adapter.resolve_config(request.preset, spec, stream, dict(request.overrides or {}))
+    if request.init is not None:  # other starting weights: another run and another training
+        config["init"] = {"checkpoint": request.init.name,
+                          "checkpoint_sha256": sha256_file(request.init)}
     training = {
         **adapter.training_identity(config),
         "dataset": {"name": spec.name, "version": spec.version, "vocab": spec.vocab_sha256,
@@ -301,7 +310,7 @@ class _Fitted:
     params: int
     selection: dict[str, Any]  # selection_metric, selected_epoch and what else was chosen
     timings: dict[str, Any]  # train_s, epochs, resumed_from_epoch
-    resumed: bool = False
+    status: str = "trained"  # or "resumed", "evaluated" (--init with --epochs 0)
 
 
 def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
@@ -357,6 +366,10 @@ def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
     adapter, dataset = request.method, request.dataset
     data = adapter.stream_data(dataset, config, request.seed)
     model = adapter.build_model(config, dataset.spec.num_classes)
+    if request.init is not None:
+        _load_init(model, request.init)
+    if request.init is not None and config["train"]["epochs"] == 0:
+        return _evaluate_only(task, store, model, data)
     trainer = Trainer(
         config=TrainConfig.from_dict(config["train"]),
         device=request.device,
@@ -371,20 +384,62 @@ def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
     model.load_state_dict(result.best_state)
     checkpoint = _store_checkpoint(store, task, checkpoint_bytes({"model": model.state_dict()}),
                                    ".pt")
-    scores, labels = {}, {}
-    for split in EVAL_SPLITS:
-        tic = time.perf_counter()
-        logits, labels[split] = trainer.predict(model, getattr(data, split))
-        scores[split] = (logits, time.perf_counter() - tic)
-        _check_labels(labels[split], dataset.labels(split), f"{task.label} {split} predictions")
+    scores, labels = _predict_splits(task, trainer, model, data)
     return _Fitted(
         scores, labels, checkpoint, count_parameters(model),
         {"selection_metric": "pi@1 (ties: lower val cross-entropy)",
          "selected_epoch": result.best_epoch},
         {"train_s": round(result.train_time_s, 3), "epochs": result.epochs_run,
          "resumed_from_epoch": result.resumed_from},
-        resumed=result.resumed_from is not None,
+        status="resumed" if result.resumed_from is not None else "trained",
     )
+
+
+def _predict_splits(task: StreamTask, trainer: Trainer, model: torch.nn.Module, data: Any
+                    ) -> tuple[dict[str, tuple[np.ndarray, float]], dict[str, np.ndarray]]:
+    """Val and test logits (with the seconds each took) and labels, checked against the
+    registry order."""
+    scores, labels = {}, {}
+    for split in EVAL_SPLITS:
+        tic = time.perf_counter()
+        logits, labels[split] = trainer.predict(model, getattr(data, split))
+        scores[split] = (logits, time.perf_counter() - tic)
+        _check_labels(labels[split], task.request.dataset.labels(split),
+                      f"{task.label} {split} predictions")
+    return scores, labels
+
+
+def _load_init(model: torch.nn.Module, path: Path) -> None:
+    """Native weights from `path` (weights_only), strictly: same architecture, every tensor."""
+    state = load_checkpoint(path).get("model")
+    expected = model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(expected) or any(
+            tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
+        raise SlrbenchError(f"--init {path}: its weights do not fit this method, preset and "
+                            "dataset; expected a checkpoint of the same architecture (see "
+                            "`slrbench import-checkpoint`)")
+    model.load_state_dict(state)
+
+
+def _evaluate_only(task: StreamTask, store: RecordStore, model: torch.nn.Module,
+                   data: Any) -> _Fitted:
+    """--init with --epochs 0: score released weights on val and test, no training, no
+    selection here (it happened upstream, on a split slrbench cannot know)."""
+    request = task.request
+    trainer = Trainer(config=TrainConfig.from_dict({**task.config["train"], "epochs": 1}),
+                      device=request.device, seed=request.seed,
+                      forward=lambda m, x, epoch: request.method.forward(m, x, epoch,
+                                                                       task.config),
+                      progress="off", description=task.label)
+    model.to(request.device)
+    checkpoint = _store_checkpoint(store, task, checkpoint_bytes({"model": model.state_dict()}),
+                                   ".pt")
+    scores, labels = _predict_splits(task, trainer, model, data)
+    return _Fitted(scores, labels, checkpoint, count_parameters(model),
+                   {"selection_metric": None, "selected_epoch": None,
+                    "selection_split": "unknown"},
+                   {"train_s": 0.0, "epochs": 0, "resumed_from_epoch": None},
+                   status="evaluated")
 
 
 def _fit_solver(task: StreamTask, store: RecordStore) -> _Fitted:
@@ -488,7 +543,7 @@ def _store_records(task: StreamTask, store: RecordStore, compute: Compute, fitte
         records.append((record, {LOG_FILE: log} if log.exists() else None))
     store.add_group(records)
     return StreamOutcome(
-        task.stream, "resumed" if fitted.resumed else "trained",
+        task.stream, fitted.status,
         {r.split: r.run_id for r, _ in records}, {r.split: r.metrics for r, _ in records},
         method=task.method,
     )

@@ -1,0 +1,155 @@
+"""Upstream SL-GCN checkpoints onto the native model: every upstream tensor has its place, the
+einsum weight becomes a 1x1 convolution, the constants are checked, code-carrying files are
+refused, and `run --init --epochs 0` scores the imported weights exactly like the originals."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from slrbench.errors import SlrbenchError
+from slrbench.methods.blocks.graph import layout_adjacency
+from slrbench.methods.slgcn import PRESETS, SLGCN
+from slrbench.methods.upstream_weights import load_native, slgcn_from_upstream
+from slrbench.store import RecordStore
+
+LAYOUT = "samslr_27"
+# Upstream's names (jackyjsy/CVPR21Chal-SLR, SL-GCN/model/decouple_gcn_attn.py), written out
+# here as facts, independently of the module's own table: native part -> upstream part.
+_UPSTREAM_PARTS = [
+    (r"^input_norm\.bn\.", "data_bn."), (r"^fc\.", "fc."),
+    (r"^gcn\.decouple_a$", "gcn1.DecoupleA"), (r"^gcn\.bn0\.", "gcn1.bn0."),
+    (r"^gcn\.bn\.", "gcn1.bn."), (r"^gcn\.down\.", "gcn1.down."),
+    (r"^attention\.", ""), (r"^tcn\.0\.", "tcn1.conv."), (r"^tcn\.1\.", "tcn1.bn."),
+    (r"^residual\.0\.", "residual.conv."), (r"^residual\.1\.", "residual.bn."),
+]
+
+
+def upstream_like(model: SLGCN, prefix: str = "module.") -> dict[str, torch.Tensor]:
+    """The state dict upstream's code would save for the same weights (DataParallel prefix,
+    einsum weight, constant identities and adjacency)."""
+    out: dict[str, torch.Tensor] = {}
+    stages = 0
+    for name, tensor in model.state_dict().items():
+        stage = re.match(r"^stages\.(\d+)\.(.+)$", name)
+        rest, head = (stage.group(2), f"l{int(stage.group(1)) + 1}.") if stage else (name, "")
+        stages = max(stages, int(stage.group(1)) + 1) if stage else stages
+        if rest == "gcn.linear.weight":
+            out[f"{head}gcn1.Linear_weight"] = tensor[:, :, 0, 0].t().clone()
+            continue
+        if rest == "gcn.linear.bias":
+            out[f"{head}gcn1.Linear_bias"] = tensor.reshape(1, -1, 1, 1).clone()
+            continue
+        for pattern, replacement in _UPSTREAM_PARTS:
+            if re.match(pattern, rest):
+                out[head + re.sub(pattern, replacement, rest)] = tensor.clone()
+                break
+        else:
+            raise AssertionError(f"no upstream name for {name}")
+    adjacency = torch.as_tensor(layout_adjacency(LAYOUT), dtype=torch.float32)
+    for i in range(1, stages + 1):
+        width = out[f"l{i}.gcn1.bn.weight"].shape[0]
+        out[f"l{i}.gcn1.eyes"] = torch.eye(27).expand(width, 27, 27).clone()
+        out[f"l{i}.A"] = adjacency.sum(0)
+    return {prefix + k: v for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def paper() -> SLGCN:
+    torch.manual_seed(0)
+    model = SLGCN(226, LAYOUT, PRESETS["paper"])
+    with torch.no_grad():  # non-trivial values where upstream initialises with constants
+        for name, p in model.named_parameters():
+            if name.endswith(("conv_ta.weight", "fc2c.weight", "gcn.bn.weight",
+                              "gcn.linear.bias")):
+                p.normal_(0, 0.1)
+    return model.eval()
+
+
+def test_upstream_names_and_shapes_map_onto_the_paper_model(paper: SLGCN) -> None:
+    state = upstream_like(paper)
+    # facts of the upstream layout
+    assert state["module.l1.gcn1.Linear_weight"].shape == (3, 192)
+    assert state["module.l1.gcn1.Linear_bias"].shape == (1, 192, 1, 1)
+    assert state["module.l5.residual.conv.weight"].shape == (128, 64, 1, 1)
+    assert not any(k.startswith("module.l1.residual") for k in state)  # l1 has no residual
+    assert state["module.data_bn.weight"].shape == (81,) and len(state) == 342
+    native = SLGCN(226, LAYOUT, PRESETS["paper"]).eval()
+    load_native(native, slgcn_from_upstream(state, LAYOUT, "upstream.pt"), "upstream.pt")
+    x = torch.randn(2, 3, 40, 27, 1, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(native(x, 1.0), paper(x, 1.0))
+
+
+@pytest.mark.parametrize("damage, needle", [
+    ("drop", "without an upstream value"),
+    ("extra", "is not part of SL-GCN's upstream model"),
+    ("graph", "is not the summed adjacency of layout samslr_27"),
+    ("eyes", "is not a stack of identities"),
+    ("classes", "fc.weight has shape (226, 256); expected (100, 256)"),
+])
+def test_foreign_or_damaged_state_dicts_are_refused(paper: SLGCN, damage: str,
+                                                    needle: str) -> None:
+    state = upstream_like(paper, prefix="")
+    if damage == "drop":
+        del state["l3.tcn1.conv.weight"]
+    elif damage == "extra":
+        state["l3.gcn1.PA"] = torch.zeros(3, 27, 27)  # a 2s-AGCN tensor, say
+    elif damage == "graph":
+        state["l2.A"] = torch.ones(27, 27)
+    elif damage == "eyes":
+        state["l2.gcn1.eyes"][0, 0, 1] = 1.0
+    target = SLGCN(100 if damage == "classes" else 226, LAYOUT, PRESETS["paper"])
+    with pytest.raises(SlrbenchError, match=re.escape(needle)):
+        load_native(target, slgcn_from_upstream(state, LAYOUT, "x.pt"), "x.pt")
+
+
+def test_a_checkpoint_that_runs_code_is_refused(cli, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"l1.gcn1.DecoupleA": Payload()}, evil)
+    code, _, err = cli("import-checkpoint", str(evil), "--method", "slgcn", "--dataset", "autsl",
+                       "--out", str(tmp_path / "n.pt"))
+    assert code == 2 and "refused to load" in err and "system" in err, err
+    assert not marker.exists() and not (tmp_path / "n.pt").exists()
+    plain = tmp_path / "plain.pt"
+    torch.save([1, 2, 3], plain)
+    code, _, err = cli("import-checkpoint", str(plain), "--method", "slgcn", "--dataset",
+                       "autsl", "--out", str(tmp_path / "n.pt"))
+    assert code == 2 and "expected a dict of parameter names to tensors" in err, err
+
+
+def test_imported_weights_are_evaluated_like_the_originals(cli, tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    original = SLGCN(20, LAYOUT, PRESETS["tiny"])
+    torch.save({"model": original.state_dict()}, tmp_path / "native.pt")
+    torch.save(upstream_like(original), tmp_path / "upstream.pt")
+    code, out, err = cli("import-checkpoint", str(tmp_path / "upstream.pt"), "--method", "slgcn",
+                         "--dataset", "synthsign-tiny", "--preset", "tiny", "--out",
+                         str(tmp_path / "imported.pt"))
+    assert code == 0 and "K=20" in out, err
+    scores = {}
+    for name in ("native", "imported"):
+        results = tmp_path / f"r-{name}"
+        code, _, err = cli("run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--streams",
+                           "j", "--init", str(tmp_path / f"{name}.pt"), "--epochs", "0",
+                           "--bootstrap", "0", "--quiet", "--results", str(results))
+        assert code == 0, err
+        record = RecordStore(results).latest_record(split="test")
+        assert record.meta["selection_split"] == "unknown" and record.meta["timings"][
+            "epochs"] == 0
+        scores[name] = record.scores
+    np.testing.assert_array_equal(scores["native"], scores["imported"])
+    code, _, err = cli("run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--streams",
+                       "j", "--epochs", "0", "--results", str(tmp_path / "r"))
+    assert code == 2 and "--epochs" in err, err  # no training and no weights: refused
