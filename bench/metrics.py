@@ -790,3 +790,7 @@ def holm_bonferroni(p_values: Sequence[float]) -> list[float]:
     out = np.empty(m)
     out[order] = adjusted
     return [float(x) for x in out]
+
+
+# The default bootstrap settings, shared (the dataclass is frozen): one instance everywhere.
+DEFAULT_BOOTSTRAP = BootstrapConfig()

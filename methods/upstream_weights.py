@@ -64,24 +64,6 @@ def slgcn_from_upstream(state: Mapping[str, torch.Tensor], layout: str, source: 
     return native
 
 
-def load_native(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load strictly: every native tensor filled, every upstream tensor used, shapes equal."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unused = sorted(set(state) - set(expected))
-    if missing or unused:
-        raise SlrbenchError(
-            f"{source}: {len(missing)} tensor(s) of the native model without an upstream value "
-            f"(e.g. {missing[:2]}) and {len(unused)} upstream tensor(s) without a place (e.g. "
-            f"{unused[:2]}); expected the architecture of the chosen preset and dataset")
-    for name, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise SlrbenchError(f"{source}: {name} has shape {tuple(tensor.shape)}; expected "
-                                f"{tuple(expected[name].shape)} (another preset, layout or "
-                                "number of classes?)")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
-
-
 def _strip_prefix(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop `nn.DataParallel`'s `module.` prefix when every key carries it."""
     if state and all(k.startswith("module.") for k in state):

@@ -15,8 +15,9 @@ import torch
 from slrbench.errors import SlrbenchError
 from slrbench.methods.blocks.graph import layout_adjacency
 from slrbench.methods.slgcn import PRESETS, SLGCN
-from slrbench.methods.upstream_weights import load_native, slgcn_from_upstream
+from slrbench.methods.upstream_weights import slgcn_from_upstream
 from slrbench.store import RecordStore
+from slrbench.training.loop import load_strict
 
 LAYOUT = "samslr_27"
 # Upstream's names (jackyjsy/CVPR21Chal-SLR, SL-GCN/model/decouple_gcn_attn.py), written out
@@ -80,14 +81,14 @@ def test_upstream_names_and_shapes_map_onto_the_paper_model(paper: SLGCN) -> Non
     assert not any(k.startswith("module.l1.residual") for k in state)  # l1 has no residual
     assert state["module.data_bn.weight"].shape == (81,) and len(state) == 342
     native = SLGCN(226, LAYOUT, PRESETS["paper"]).eval()
-    load_native(native, slgcn_from_upstream(state, LAYOUT, "upstream.pt"), "upstream.pt")
+    load_strict(native, slgcn_from_upstream(state, LAYOUT, "upstream.pt"), "upstream.pt")
     x = torch.randn(2, 3, 40, 27, 1, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert torch.equal(native(x, 1.0), paper(x, 1.0))
 
 
 @pytest.mark.parametrize("damage, needle", [
-    ("drop", "without an upstream value"),
+    ("drop", "without a value"),
     ("extra", "is not part of SL-GCN's upstream model"),
     ("graph", "is not the summed adjacency of layout samslr_27"),
     ("eyes", "is not a stack of identities"),
@@ -106,7 +107,7 @@ def test_foreign_or_damaged_state_dicts_are_refused(paper: SLGCN, damage: str,
         state["l2.gcn1.eyes"][0, 0, 1] = 1.0
     target = SLGCN(100 if damage == "classes" else 226, LAYOUT, PRESETS["paper"])
     with pytest.raises(SlrbenchError, match=re.escape(needle)):
-        load_native(target, slgcn_from_upstream(state, LAYOUT, "x.pt"), "x.pt")
+        load_strict(target, slgcn_from_upstream(state, LAYOUT, "x.pt"), "x.pt")
 
 
 def test_a_checkpoint_that_runs_code_is_refused(cli, tmp_path: Path) -> None:

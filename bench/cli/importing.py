@@ -71,14 +71,13 @@ def import_checkpoint(
     from slrbench.datasets.registry import get_entry
     from slrbench.methods.upstream_weights import (
         SLGCN_LAYOUT,
-        load_native,
         native_slgcn,
         slgcn_from_upstream,
         upstream_state,
     )
     from slrbench.store.atomic import atomic_write_bytes
     from slrbench.store.provenance import sha256_file
-    from slrbench.training.loop import checkpoint_bytes, count_parameters
+    from slrbench.training.loop import checkpoint_bytes, count_parameters, load_strict
 
     if method != "slgcn":
         raise SlrbenchError(f"--method: found '{method}'; expected slgcn (the only upstream "
@@ -87,7 +86,7 @@ def import_checkpoint(
         raise SlrbenchError(f"FILE {file}: no such file; expected an upstream checkpoint")
     model = native_slgcn(get_entry(dataset).num_classes, preset)
     state = slgcn_from_upstream(upstream_state(str(file), str(file)), SLGCN_LAYOUT, str(file))
-    load_native(model, state, str(file))
+    load_strict(model, state, str(file))
     model.eval()
     with torch.no_grad():  # a fixed input must give finite logits of the right shape
         logits = model(torch.ones(1, 3, 32, 27, 1), 1.0)

@@ -42,13 +42,10 @@ from slrbench.fusion.records import (
 )
 from slrbench.fusion.strategies import FusionOptions, FusionResult, fit_protocol
 from slrbench.methods.base import FusionRecipe
-from slrbench.metrics import BootstrapConfig
+from slrbench.metrics import DEFAULT_BOOTSTRAP, BootstrapConfig
 from slrbench.store.provenance import utc_now
 from slrbench.store.record_store import RecordStore
 from slrbench.store.records import RunRecord, validate_record
-
-# The default bootstrap settings; BootstrapConfig is frozen, so one shared instance is safe.
-_DEFAULT_BOOTSTRAP = BootstrapConfig()
 
 
 def method_recipe(method: str) -> tuple[FusionRecipe | None, tuple[str, ...]]:
@@ -99,7 +96,7 @@ def registry_signers(dataset: str, split: str, sample_ids: np.ndarray) -> np.nda
 def fuse_records(val_records: Sequence[RunRecord] | None, test_records: Sequence[RunRecord],
                  options: FusionOptions, store: RecordStore | None = None,
                  ablate: Sequence[str] = (),
-                 bootstrap: BootstrapConfig | None = _DEFAULT_BOOTSTRAP,
+                 bootstrap: BootstrapConfig | None = DEFAULT_BOOTSTRAP,
                  ci_rows: int = DEFAULT_CI_ROWS) -> FusionOutcome:
     """Fit on val, apply to val and test, ablate, and (with a store) write both fused records;
     nothing is written unless both records validate."""
@@ -150,7 +147,7 @@ def fuse_records(val_records: Sequence[RunRecord] | None, test_records: Sequence
 def fuse_from_store(store: RecordStore, method: str, dataset: str, options: FusionOptions,
                     streams: Sequence[str] | None = None, input_seed: int | None = None,
                     ablate: Sequence[str] = (),
-                    bootstrap: BootstrapConfig | None = _DEFAULT_BOOTSTRAP,
+                    bootstrap: BootstrapConfig | None = DEFAULT_BOOTSTRAP,
                     ci_rows: int = DEFAULT_CI_ROWS, write: bool = True) -> FusionOutcome:
     """Fuse the newest stream records of `method` on `dataset` and store the fused records."""
     _, order = method_recipe(method)

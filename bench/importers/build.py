@@ -17,7 +17,12 @@ from slrbench.datasets.official import SplitTable, official_split
 from slrbench.datasets.registry import DatasetEntry, get_entry
 from slrbench.errors import SlrbenchError
 from slrbench.importers.readers import FORMATS, READERS, ReadRequest, ScoreTable
-from slrbench.metrics import METRIC_DEFINITIONS_VERSION, BootstrapConfig, evaluate
+from slrbench.metrics import (
+    DEFAULT_BOOTSTRAP,
+    METRIC_DEFINITIONS_VERSION,
+    BootstrapConfig,
+    evaluate,
+)
 from slrbench.store.provenance import (
     config_sha256,
     environment,
@@ -36,7 +41,6 @@ IMPORT_SCORE_KINDS = tuple(k for k in SCORE_KINDS if k != "pred_top1")
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
 _MODALITY_SUFFIX = re.compile(r"_(color|depth|rgb|flow|pose|skeleton)$", re.IGNORECASE)
 _SHOWN = 3  # ids quoted in an error
-_DEFAULT_BOOTSTRAP = BootstrapConfig()
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class ImportRequest:
     score_kind: str | None = None
     head: str = "ensemble_last"
     command: str = ""
-    bootstrap: BootstrapConfig | None = _DEFAULT_BOOTSTRAP
+    bootstrap: BootstrapConfig | None = DEFAULT_BOOTSTRAP
 
     def check(self) -> DatasetEntry:
         """Refuse bad options before any file is read; returns the dataset's entry."""

@@ -14,7 +14,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -386,6 +386,25 @@ def checkpoint_bytes(state: dict[str, Any]) -> bytes:
 
 def _save(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, checkpoint_bytes(state))
+
+
+def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load `state` into `model` strictly, as one-line errors: every tensor of the model gets a
+    value, every given tensor is used, shapes are equal."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unused = sorted(set(state) - set(expected))
+    if missing or unused:
+        raise SlrbenchError(
+            f"{source}: {len(missing)} tensor(s) of the model without a value (e.g. "
+            f"{missing[:2]}) and {len(unused)} given tensor(s) without a place (e.g. "
+            f"{unused[:2]}); expected the architecture of the chosen method, preset and dataset")
+    for name, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise SlrbenchError(f"{source}: {name} has shape {tuple(tensor.shape)}; expected "
+                                f"{tuple(expected[name].shape)} (another preset, layout or "
+                                "number of classes?)")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -39,7 +39,12 @@ from slrbench import __version__
 from slrbench.datasets.base import Dataset
 from slrbench.errors import MAX_SEED, SlrbenchError, check_range
 from slrbench.methods.base import MethodAdapter, SolverAdapter
-from slrbench.metrics import METRIC_DEFINITIONS_VERSION, BootstrapConfig, evaluate
+from slrbench.metrics import (
+    DEFAULT_BOOTSTRAP,
+    METRIC_DEFINITIONS_VERSION,
+    BootstrapConfig,
+    evaluate,
+)
 from slrbench.store.atomic import atomic_write_bytes, write_npz
 from slrbench.store.provenance import (
     config_sha256,
@@ -61,14 +66,14 @@ from slrbench.training.loop import (
     checkpoint_bytes,
     count_parameters,
     load_checkpoint,
+    load_strict,
     print_line,
     seed_everything,
 )
 
 EVAL_SPLITS = ("val", "test")
-# RunRequest's defaults; both are immutable, so one shared instance each is safe.
+# RunRequest's default device; immutable, so one shared instance is safe.
 _CPU = torch.device("cpu")
-_DEFAULT_BOOTSTRAP = BootstrapConfig()
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class RunRequest:
     resume: bool = False
     restart: bool = False
     rerun: bool = False
-    bootstrap: BootstrapConfig | None = _DEFAULT_BOOTSTRAP
+    bootstrap: BootstrapConfig | None = DEFAULT_BOOTSTRAP
     progress: bool = True
     # Start from these native weights (`slrbench import-checkpoint`); with train.epochs = 0
     # they are only evaluated (released weights scored on val and test).
@@ -412,13 +417,10 @@ def _predict_splits(task: StreamTask, trainer: Trainer, model: torch.nn.Module, 
 def _load_init(model: torch.nn.Module, path: Path) -> None:
     """Native weights from `path` (weights_only), strictly: same architecture, every tensor."""
     state = load_checkpoint(path).get("model")
-    expected = model.state_dict()
-    if not isinstance(state, dict) or set(state) != set(expected) or any(
-            tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
-        raise SlrbenchError(f"--init {path}: its weights do not fit this method, preset and "
-                            "dataset; expected a checkpoint of the same architecture (see "
-                            "`slrbench import-checkpoint`)")
-    model.load_state_dict(state)
+    if not isinstance(state, dict):
+        raise SlrbenchError(f"--init {path}: no 'model' state dict; expected a native "
+                            "checkpoint (see `slrbench import-checkpoint`)")
+    load_strict(model, state, f"--init {path}")
 
 
 def _evaluate_only(task: StreamTask, store: RecordStore, model: torch.nn.Module,
