@@ -15,7 +15,7 @@ import torch
 from slrbench.errors import SlrbenchError
 from slrbench.methods.blocks.graph import layout_adjacency
 from slrbench.methods.slgcn import PRESETS, SLGCN
-from slrbench.methods.upstream_weights import slgcn_from_upstream
+from slrbench.methods.upstream_weights import DSTA_WEIGHTS, SLGCN_WEIGHTS, from_upstream
 from slrbench.store import RecordStore
 from slrbench.training.loop import load_strict
 
@@ -81,7 +81,7 @@ def test_upstream_names_and_shapes_map_onto_the_paper_model(paper: SLGCN) -> Non
     assert not any(k.startswith("module.l1.residual") for k in state)  # l1 has no residual
     assert state["module.data_bn.weight"].shape == (81,) and len(state) == 342
     native = SLGCN(226, LAYOUT, PRESETS["paper"]).eval()
-    load_strict(native, slgcn_from_upstream(state, LAYOUT, "upstream.pt"), "upstream.pt")
+    load_strict(native, from_upstream(SLGCN_WEIGHTS, state, "upstream.pt"), "upstream.pt")
     x = torch.randn(2, 3, 40, 27, 1, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert torch.equal(native(x, 1.0), paper(x, 1.0))
@@ -89,7 +89,7 @@ def test_upstream_names_and_shapes_map_onto_the_paper_model(paper: SLGCN) -> Non
 
 @pytest.mark.parametrize("damage, needle", [
     ("drop", "without a value"),
-    ("extra", "is not part of SL-GCN's upstream model"),
+    ("extra", "is not part of slgcn's upstream model"),
     ("graph", "is not the summed adjacency of layout samslr_27"),
     ("eyes", "is not a stack of identities"),
     ("classes", "fc.weight has shape (226, 256); expected (100, 256)"),
@@ -107,7 +107,7 @@ def test_foreign_or_damaged_state_dicts_are_refused(paper: SLGCN, damage: str,
         state["l2.gcn1.eyes"][0, 0, 1] = 1.0
     target = SLGCN(100 if damage == "classes" else 226, LAYOUT, PRESETS["paper"])
     with pytest.raises(SlrbenchError, match=re.escape(needle)):
-        load_strict(target, slgcn_from_upstream(state, LAYOUT, "x.pt"), "x.pt")
+        load_strict(target, from_upstream(SLGCN_WEIGHTS, state, "x.pt"), "x.pt")
 
 
 def test_a_checkpoint_that_runs_code_is_refused(cli, tmp_path: Path) -> None:
@@ -154,3 +154,73 @@ def test_imported_weights_are_evaluated_like_the_originals(cli, tmp_path: Path) 
     code, _, err = cli("run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--streams",
                        "j", "--epochs", "0", "--results", str(tmp_path / "r"))
     assert code == 2 and "--epochs" in err, err  # no training and no weights: refused
+
+
+# DSTA-SLR's names (hulianyuyy/DSTA-SLR, model/fstgan.py), native -> upstream, as facts.
+_DSTA_PARTS = [
+    (r"^input_norm\.bn\.", "data_bn."), (r"^fc\.", "fc."),
+    (r"^spatial\.edge_gate$", "san.edge_weight"), (r"^spatial\.down\.", "san.down."),
+    (r"^spatial\.bn0\.", "san.bn0."), (r"^spatial\.bn\.", "san.bn."),
+    (r"^spatial\.query_key\.", "san.in_nets."), (r"^spatial\.norm_attention\.", "san.norm1."),
+    (r"^spatial\.norm_mlp\.", "san.norm2."), (r"^spatial\.mlp\.0\.", "san.mlp.fc1."),
+    (r"^spatial\.mlp\.2\.", "san.mlp.fc2."),
+    (r"^spatial\.edge\.prototypes$", "san.Edge_conv.edge_features"),
+    (r"^spatial\.edge\.norm\.", "san.Edge_conv.norm1."),
+    (r"^spatial\.edge\.transform\.", "san.Edge_conv.transform."),
+    (r"^attention\.", ""), (r"^residual\.depthwise\.", "residual.pool.net.0."),
+    (r"^residual\.pointwise\.", "residual.pool.net.1."), (r"^residual\.bn\.", "residual.bn."),
+]
+_DSTA_RESHAPED = {
+    "spatial.static_graph": ("san.attention0s", lambda t: t[None]),
+    "spatial.head_scales": ("san.alphas", lambda t: t.reshape(1, -1, 1, 1)),
+    "spatial.proj.weight": ("san.Linear_weight", lambda t: t[:, :, 0, 0].t()),
+    "spatial.proj.bias": ("san.Linear_bias", lambda t: t.reshape(1, -1, 1, 1)),
+    "spatial.edge.scales": ("san.Edge_conv.alphas", lambda t: t.reshape(1, 1, -1, 1)),
+}
+
+
+def dsta_upstream_like(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    blocks = set()
+    for name, tensor in model.state_dict().items():
+        stage = re.match(r"^stages\.(\d+)\.(.+)$", name)
+        rest, head = (stage.group(2), f"layers.{stage.group(1)}.") if stage else (name, "")
+        if stage:
+            blocks.add(stage.group(1))
+        tcn = re.match(r"^tcns\.(\d)\.branches\.(\d+)\.([01])\.(.+)$", rest)
+        if tcn:
+            which = ["tcn", "tcn2", "tcn3"][int(tcn.group(1))]
+            part = "conv" if tcn.group(3) == "0" else "bn"
+            out[f"{head}{which}.branches.{tcn.group(2)}.{part}.{tcn.group(4)}"] = tensor.clone()
+        elif rest in _DSTA_RESHAPED:
+            upstream, shape = _DSTA_RESHAPED[rest]
+            out[head + upstream] = shape(tensor).clone()
+        else:
+            pattern, replacement = next(p for p in _DSTA_PARTS if re.match(p[0], rest))
+            out[head + re.sub(pattern, replacement, rest)] = tensor.clone()
+    adjacency = torch.as_tensor(layout_adjacency(LAYOUT), dtype=torch.float32).sum(0)
+    out.update({f"layers.{b}.A": adjacency for b in blocks})
+    return {"module." + k: v for k, v in out.items()}
+
+
+def test_dsta_upstream_state_dicts_map_onto_the_native_model(cli, tmp_path: Path) -> None:
+    from slrbench.methods.dsta import DSTA
+    from slrbench.methods.dsta import PRESETS as DSTA_PRESETS
+
+    torch.manual_seed(2)
+    original = DSTA(20, LAYOUT, DSTA_PRESETS["tiny"]).eval()
+    state = dsta_upstream_like(original)
+    assert state["module.layers.0.san.Linear_weight"].shape[0] == 3  # (C_in, C_out) einsum
+    native = DSTA(20, LAYOUT, DSTA_PRESETS["tiny"]).eval()
+    load_strict(native, from_upstream(DSTA_WEIGHTS, state, "dsta.pt"), "dsta.pt")
+    x = torch.randn(2, 3, 32, 27, 1, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert torch.equal(native(x, 1.0), original(x, 1.0))
+    torch.save(state, tmp_path / "dsta.pt")
+    code, out, err = cli("import-checkpoint", str(tmp_path / "dsta.pt"), "--method", "dsta",
+                         "--dataset", "synthsign-tiny", "--preset", "tiny", "--out",
+                         str(tmp_path / "native.pt"))
+    assert code == 0 and "dsta/tiny, K=20" in out, err
+    state["module.layers.1.A"] = torch.zeros(27, 27)
+    with pytest.raises(SlrbenchError, match="is not the summed adjacency"):
+        from_upstream(DSTA_WEIGHTS, state, "dsta.pt")

@@ -60,7 +60,7 @@ def import_scores(
 
 def import_checkpoint(
     file: Annotated[Path, typer.Argument(help="The upstream checkpoint (torch.save file).")],
-    method: Annotated[str, typer.Option(help="Upstream family: slgcn.")],
+    method: Annotated[str, typer.Option(help="Upstream family: slgcn or dsta.")],
     dataset: Annotated[str, typer.Option(help="Dataset it was trained on (sets K).")],
     out: Annotated[Path, typer.Option(help="Where to write the native checkpoint (.pt).")],
     preset: Annotated[str, typer.Option(help="Native preset of the same shape.")] = "paper",
@@ -70,22 +70,23 @@ def import_checkpoint(
 
     from slrbench.datasets.registry import get_entry
     from slrbench.methods.upstream_weights import (
-        SLGCN_LAYOUT,
-        native_slgcn,
-        slgcn_from_upstream,
+        WEIGHT_LAYOUTS,
+        from_upstream,
+        native_model,
         upstream_state,
     )
     from slrbench.store.atomic import atomic_write_bytes
     from slrbench.store.provenance import sha256_file
     from slrbench.training.loop import checkpoint_bytes, count_parameters, load_strict
 
-    if method != "slgcn":
-        raise SlrbenchError(f"--method: found '{method}'; expected slgcn (the only upstream "
-                            "weight layout mapped so far)")
+    if method not in WEIGHT_LAYOUTS:
+        raise SlrbenchError(f"--method: found '{method}'; expected one of "
+                            f"{', '.join(WEIGHT_LAYOUTS)} (the upstream weight layouts mapped)")
     if not file.is_file():
         raise SlrbenchError(f"FILE {file}: no such file; expected an upstream checkpoint")
-    model = native_slgcn(get_entry(dataset).num_classes, preset)
-    state = slgcn_from_upstream(upstream_state(str(file), str(file)), SLGCN_LAYOUT, str(file))
+    model = native_model(method, get_entry(dataset).num_classes, preset)
+    state = from_upstream(WEIGHT_LAYOUTS[method], upstream_state(str(file), str(file)),
+                          str(file))
     load_strict(model, state, str(file))
     model.eval()
     with torch.no_grad():  # a fixed input must give finite logits of the right shape
@@ -94,6 +95,6 @@ def import_checkpoint(
         raise SlrbenchError(f"{file}: the mapped model gives non-finite logits; expected finite "
                             "weights")
     atomic_write_bytes(out, checkpoint_bytes({"model": model.state_dict()}))
-    console.print(f"wrote {out}: slgcn/{preset}, K={logits.shape[1]}, "
+    console.print(f"wrote {out}: {method}/{preset}, K={logits.shape[1]}, "
                   f"{count_parameters(model):,} parameters, sha256 {sha256_file(out)[:16]}…",
                   soft_wrap=True)
