@@ -1,16 +1,17 @@
 """Official ids, labels and class lists, read without any video or keypoint array: what an
 imported score file is checked against (docs/datasets/README.md#official-metadata).
 
-SynthSign's come from its generator's metadata (cheap: no arrays are generated); AUTSL's and
-WLASL's (all four subsets) from the files shipped in `datasets/metadata/`
-(datasets/metadata/README.md). Other datasets ship no ids: for them only the number of classes
-and the split sizes are known.
+SynthSign's come from its generator's metadata (cheap: no arrays are generated); AUTSL's,
+WLASL's (all four subsets) and MS-ASL's (val and test of all four subsets) from the files
+shipped in `datasets/metadata/` (datasets/metadata/README.md). Other datasets ship no ids: for
+them only the number of classes and the split sizes are known.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -59,7 +60,17 @@ def official_split(dataset: str, split: str) -> SplitTable | None:
         return _autsl_split(split)
     if entry.name.startswith("wlasl"):
         return _wlasl_split(entry.name, entry.num_classes, split)
+    if entry.name.startswith("msasl") and split in ("val", "test"):  # train is not released
+        return _msasl_split(entry.name, entry.num_classes, split)
     return None
+
+
+def msasl_id(split: str, url: str, start_time: float, end_time: float) -> str:
+    """MS-ASL's sample id: MS-ASL has no id field, so slrbench names a clip by its split and
+    the hash of (url, start_time, end_time), unique within each split
+    (docs/datasets/msasl.md#sample-ids)."""
+    key = f"{url}\t{float(start_time)!r}\t{float(end_time)!r}"
+    return f"{split}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:12]}"
 
 
 @lru_cache(maxsize=16)
@@ -114,6 +125,17 @@ def _wlasl_split(name: str, num_classes: int, split: str) -> SplitTable:
 
 
 _SPLIT_NAMES = ("train", "val", "test")
+
+
+@lru_cache(maxsize=16)
+def _msasl_split(name: str, num_classes: int, split: str) -> SplitTable:
+    """MS-ASL<K>: the released val or test clips with label < K, ids by `msasl_id`."""
+    rows = [line.split("\t") for line in _read_text("msasl", "clips.tsv.gz").splitlines()]
+    chosen = [(row[0], int(row[2])) for row in rows
+              if row[1] == split and int(row[2]) < num_classes]
+    classes = tuple(_read_text("msasl", "classes.txt").splitlines()[:num_classes])
+    return SplitTable(name, split, tuple(i for i, _ in chosen),
+                      np.array([label for _, label in chosen], dtype=np.int64), classes)
 
 
 def _read_text(folder: str, name: str) -> str:

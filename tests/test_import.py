@@ -231,7 +231,7 @@ def test_missing_ids_are_scored_and_counted(cli, tmp_path: Path) -> None:
     npz = tmp_path / "part.npz"
     np.savez(npz, sample_ids=np.array(ids[keep]), scores=logits[keep])
     code, out, err = _import(cli, tmp_path / "r", npz, "--format", "npz")
-    assert code == 0 and "30 official ids absent" in out, err
+    assert code == 0 and f"30 official ids absent, e.g. {ids[150]!r}" in out, err
     meta = _stored(tmp_path / "r").meta
     assert (meta["n_eval"], meta["n_official"]) == (150, 180)
     assert meta["missing_ids"] == ids[150:]
@@ -382,7 +382,7 @@ def test_shipped_metadata_matches_its_published_checksums() -> None:
     folder = Path(__file__).resolve().parents[1] / "datasets" / "metadata"
     listed = [line.split("  ") for line in (folder / "README.md").read_text().splitlines()
               if len(line) > 66 and line[64:66] == "  "]
-    assert len(listed) == 6
+    assert len(listed) == 8
     for digest, name in listed:
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
 
@@ -398,3 +398,29 @@ def test_shipped_wlasl_metadata_is_the_v03_release(shared_dir: Path) -> None:
     expected = sorted((inst["video_id"], k) for k, entry in enumerate(release)
                       for inst in entry["instances"] if inst["split"] == "test")
     assert list(zip(table.ids, table.labels.tolist())) == expected
+
+
+@pytest.mark.parametrize("k, sizes", [(100, (1190, 757)), (200, (2041, 1359)),
+                                      (500, (3702, 2720)), (1000, (5287, 4172))])
+def test_shipped_msasl_subsets_have_the_official_sizes(k: int, sizes: tuple) -> None:
+    assert official_split(f"msasl{k}", "train") is None  # train metadata is not released
+    tables = [official_split(f"msasl{k}", split) for split in ("val", "test")]
+    assert [len(t.ids) for t in tables if t is not None] == list(sizes)
+    assert all(t is not None and len(t.classes) == k and t.classes[0] == "hello"
+               for t in tables)
+
+
+@pytest.mark.shared
+def test_shipped_msasl_ids_are_the_hash_of_the_released_clips(shared_dir: Path) -> None:
+    import json
+
+    from slrbench.datasets.official import msasl_id
+
+    for split in ("val", "test"):
+        clips = json.loads(gzip.decompress(
+            (shared_dir / "data" / "msasl" / f"MSASL_{split}.json.gz").read_bytes()))
+        table = official_split("msasl1000", split)
+        assert table is not None
+        expected = sorted((msasl_id(split, c["url"], c["start_time"], c["end_time"]), c["label"])
+                          for c in clips)
+        assert list(zip(table.ids, table.labels.tolist())) == expected

@@ -104,13 +104,13 @@ def test_foreign_ids_and_class_counts_are_refused(tmp_path: Path) -> None:
 
 
 def test_real_dataset_sizes_are_checked_without_shipped_ids(tmp_path: Path) -> None:
-    facts = registry_facts("msasl100")
-    assert facts is not None and facts.split_ids is None and facts.num_classes == 100
+    facts = registry_facts("vsl")  # no id file shipped
+    assert facts is not None and facts.split_ids is None and facts.num_classes == 50
     size = facts.split_sizes["test"]
-    labels = np.arange(size + 1, dtype=np.int64) % 100
-    logits = noisy_logits(labels, 2.0, np.random.default_rng(1), k=100)
+    labels = np.arange(size + 1, dtype=np.int64) % 50
+    logits = noisy_logits(labels, 2.0, np.random.default_rng(1), k=50)
     too_many = make_record("test", "j", [f"v{i:05d}" for i in range(size + 1)], labels, logits,
-                           dataset="msasl100", metrics={}, n_official=None)
+                           dataset="vsl", metrics={}, n_official=None)
     with pytest.raises(SlrbenchError, match=f"expected at most {size}, the official size"):
         stored(tmp_path, too_many).load_checked(too_many.run_id)
 

@@ -50,10 +50,11 @@ def import_scores(
     record = run_import(request, open_store(results))
     top1 = record.metrics["pi@1"]["value"]
     flags = record_flags(record.meta, record.split)
-    missing = len(record.meta["missing_ids"])
+    missing = record.meta["missing_ids"]
+    absent = (f" ({len(missing)} official ids absent, e.g. "
+              f"{', '.join(repr(i) for i in missing[:3])})" if missing else "")
     console.print(
-        f"imported {record.n} {split} rows of {method}/{stream} on {dataset}"
-        + (f" ({missing} official ids absent)" if missing else "")
+        f"imported {record.n} {split} rows of {method}/{stream} on {dataset}{absent}"
         + f": P-I@1 {100 * top1:.2f} %{' ' + flags if flags else ''}; record {record.run_id}",
         soft_wrap=True)
 
