@@ -19,13 +19,17 @@ from slrbench.errors import SlrbenchError
 from slrbench.fusion.report import fusion_section, rich_section
 from slrbench.marks import FLAG_NOTES, record_flags
 from slrbench.metrics import METRIC_LABELS
-from slrbench.report.cells import shown
+from slrbench.report.cells import preset_label, shown
+from slrbench.report.claims import claims
+from slrbench.report.claims import markdown_section as claims_section
 from slrbench.report.minimal_pairs import (
     dataset_minimal_pairs,
     minimal_pairs_markdown,
     minimal_pairs_rich,
     minimal_pairs_rows,
 )
+from slrbench.report.significance import markdown_section as significance_section
+from slrbench.report.significance import pairwise_tests
 from slrbench.store.atomic import atomic_write_text
 from slrbench.store.record_store import RecordStore
 from slrbench.store.records import RunRecord
@@ -89,6 +93,8 @@ def flat_rows(metas: Iterable[dict[str, Any]], split: str) -> list[dict[str, Any
         row: dict[str, Any] = {
             "method": meta["method"],
             "preset": meta["preset"],
+            "overrides": ";".join(f"{k}={v}" for k, v in sorted(
+                (meta.get("overrides") or {}).items())),
             "stream": meta["stream"],
             "seed": meta["seed"],
         }
@@ -154,7 +160,7 @@ def _rich_table(metas: list[dict[str, Any]], split: str, dataset: str) -> Table:
             n += f"/{meta['n_official']}"
         table.add_row(
             f"{meta['method']}:{meta['stream']}\n"
-            f"[dim]{shown(meta['preset'])} · seed {shown(meta['seed'])}[/dim]",
+            f"[dim]{preset_label(meta)} · seed {shown(meta['seed'])}[/dim]",
             *cells,
             n,
             record_flags(meta, split),
@@ -184,7 +190,7 @@ def _markdown(metas: list[dict[str, Any]], split: str, dataset: str, out_dir: Pa
         except ValueError:
             link = record.resolve()
         lines.append(
-            f"| {meta['method']} | {shown(meta['preset'])} | {meta['stream']} | "
+            f"| {meta['method']} | {preset_label(meta)} | {meta['stream']} | "
             f"{shown(meta['seed'])} | "
             + " | ".join(format_metric(metrics.get(k), k) for k in HEADLINE_METRICS)
             + f" | {format_metric(metrics.get('pc_union@1'), 'pc_union@1')}"
@@ -234,6 +240,8 @@ def build_report(
         # Fused records and their ablations (tables plus a heatmap figure) follow the table.
         section, figures = fusion_section(metas, split, out_dir)
         section += minimal_pairs_markdown(pair_rows, pairs)
+        section += significance_section(pairwise_tests(records))
+        section += claims_section(claims(records, dataset), split)
         text = _markdown(metas, split, dataset, out_dir)
         atomic_write_text(path, text + ("\n".join(section) + "\n" if section else ""))
         written += [path, *figures]

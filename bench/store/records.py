@@ -133,6 +133,7 @@ OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "reused_from": ("str", "null"),
     "commit_group": ("dict", "null"),
     "imported": ("dict", "null"),  # slrbench import: format, files read (sha256), command
+    "overrides": ("dict", "null"),  # config fields changed from the preset (--epochs, API)
 }
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,199}$")

@@ -1,0 +1,93 @@
+"""Report sections on known records: the significance matrix against hand-computed McNemar and
+Holm values, claimed versus reproduced from a method's published facts, and overridden runs
+labelled as such (table, CSV)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_fusion_fixtures import DATASET, make_record
+
+from slrbench.metrics import BootstrapConfig, evaluate, holm_bonferroni
+from slrbench.report.cells import preset_label
+from slrbench.report.claims import claims, markdown_section
+from slrbench.report.significance import pairwise_tests
+from slrbench.report.tables import build_report
+from slrbench.store import RecordStore
+
+K = 8
+
+
+def _record(stream: str, right: np.ndarray, labels: np.ndarray, **fields):
+    """A test record whose top-1 is right exactly where `right` is True."""
+    logits = np.zeros((labels.size, K), dtype=np.float32)
+    wrong = (labels + 1) % K
+    logits[np.arange(labels.size), np.where(right, labels, wrong)] = 5.0
+    ids = [f"t{i:04d}" for i in range(labels.size)]
+    metrics = evaluate(logits, labels, K, bootstrap=None).to_dict()["metrics"]
+    return make_record("test", stream, ids, labels, logits, metrics=metrics, **fields)
+
+
+def test_mcnemar_and_holm_match_hand_computed_values() -> None:
+    labels = np.arange(40) % K
+    a = np.zeros(40, bool)
+    b = np.zeros(40, bool)
+    a[:10] = True  # A right, B wrong: 10
+    b[10:12] = True  # B right, A wrong: 2
+    a[12:30] = b[12:30] = True  # both right: 18 (McNemar ignores them)
+    tests = pairwise_tests([_record("a", a, labels), _record("b", b, labels)],
+                           BootstrapConfig(resamples=500, seed=0))
+    (test,) = tests
+    # exact two-sided binomial: 2 P(X <= 2 | n = 12, 1/2) = 2 (1 + 12 + 66) / 4096
+    assert (test.comparison.mcnemar_b, test.comparison.mcnemar_c) == (10, 2)
+    assert test.comparison.mcnemar_p == pytest.approx(158 / 4096, abs=1e-12)
+    assert test.mcnemar_holm == pytest.approx(158 / 4096, abs=1e-12)  # one pair: unchanged
+    assert test.comparison.delta["pi@1"].value == pytest.approx(8 / 40)
+    assert (test.a, test.b) == ("slgcn:a", "slgcn:b")  # the better entry first
+
+
+def test_holm_runs_over_every_pair_shown() -> None:
+    labels = np.arange(60) % K
+    rng = np.random.default_rng(3)
+    records = [_record(s, rng.random(60) < p, labels) for s, p in
+               (("a", 0.9), ("b", 0.6), ("c", 0.3))]
+    tests = pairwise_tests(records, BootstrapConfig(resamples=200, seed=0))
+    assert len(tests) == 3
+    raw = [t.comparison.mcnemar_p for t in tests]
+    assert [t.mcnemar_holm for t in tests] == pytest.approx(holm_bonferroni(raw))
+
+
+def test_claims_put_published_numbers_beside_the_best_record() -> None:
+    labels = np.arange(40) % K
+    right = np.arange(40) < 38  # 95.0 %
+    record = _record("j", right, labels)
+    record.meta["dataset"] = "autsl"  # SL-GCN publishes AUTSL numbers
+    found = claims([record], "autsl")
+    joint = next(c for c in found if c.published.setting == "joint stream, train-only")
+    assert joint.published.value == 95.35 and joint.value == pytest.approx(95.0)
+    text = "\n".join(markdown_section(found, "test"))
+    assert "| P-I@1 | 95.35 |" in text and "| -0.35 |" in text
+    assert "[V] released score files" in text
+    assert claims([record], "synthsign-tiny") == []  # nothing published for SynthSign
+    imported = _record("j", right, labels, method="my-model")  # not a registered method
+    assert claims([imported], "autsl") == []
+
+
+def test_overridden_runs_say_so_in_every_table(tmp_path: Path) -> None:
+    labels = np.arange(40) % K
+    store = RecordStore(tmp_path / "r")
+    store.add(_record("j", np.arange(40) < 20, labels, overrides={"train.epochs": 2}))
+    store.add(_record("b", np.arange(40) < 30, labels))
+    assert preset_label({"preset": "tiny", "overrides": {"train.epochs": 2}}) == \
+        "tiny (train.epochs=2)"
+    assert preset_label({"preset": None}) == "–"
+    paths = build_report(store, DATASET, "test", tmp_path / "rep", ("md", "csv"))
+    markdown = next(p for p in paths if p.suffix == ".md").read_text()
+    assert "| slgcn | tiny (train.epochs=2) | j |" in markdown
+    assert "| slgcn | tiny | b |" in markdown and "## Significance" in markdown
+    with open(next(p for p in paths if p.suffix == ".csv"), newline="") as f:
+        rows = {r["stream"]: r for r in csv.DictReader(f)}
+    assert rows["j"]["overrides"] == "train.epochs=2" and rows["b"]["overrides"] == ""
