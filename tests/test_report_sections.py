@@ -91,3 +91,37 @@ def test_overridden_runs_say_so_in_every_table(tmp_path: Path) -> None:
     with open(next(p for p in paths if p.suffix == ".csv"), newline="") as f:
         rows = {r["stream"]: r for r in csv.DictReader(f)}
     assert rows["j"]["overrides"] == "train.epochs=2" and rows["b"]["overrides"] == ""
+
+
+def test_latex_and_csv_round_trip_the_numbers(tmp_path: Path) -> None:
+    import re
+
+    from slrbench.report.latex import escape
+
+    labels = np.arange(40) % K
+    store = RecordStore(tmp_path / "r")
+    rng = np.random.default_rng(0)
+    for stream, p in (("j_1", 0.5), ("b", 0.8)):
+        logits = rng.normal(size=(40, K)).astype(np.float32)
+        hit = rng.random(40) < p
+        logits[hit, labels[hit]] += 4
+        ids = [f"t{i:04d}" for i in range(40)]
+        metrics = evaluate(logits, labels, K, bootstrap=BootstrapConfig(200, 0)).to_dict()
+        store.add(make_record("test", stream, ids, labels, logits, metrics=metrics["metrics"],
+                              test_tuned=stream == "b"))
+    paths = build_report(store, DATASET, "test", tmp_path / "rep", ("latex", "csv"))
+    tex = next(p for p in paths if p.suffix == ".tex").read_text()
+    with open(next(p for p in paths if p.suffix == ".csv"), newline="") as f:
+        rows = {r["stream"]: r for r in csv.DictReader(f)}
+    body = [line for line in tex.splitlines() if line.startswith("slgcn")]
+    assert len(body) == 2 and r"j\_1" in tex and escape("50%_#") == r"50\%\_\#"
+    for line in body:
+        cells = [c.strip() for c in line.removesuffix("\\\\").split("&")]
+        stream = cells[1].replace("\\_", "_")
+        for column, cell in zip(("pi@1", "pi@5", "pc@1", "pc@5"), cells[3:7], strict=True):
+            value, low, high = map(float, re.findall(r"-?\d+\.\d+", cell))
+            assert value == pytest.approx(float(rows[stream][column]), abs=0.005)
+            assert low == pytest.approx(float(rows[stream][f"{column}_lo"]), abs=0.05)
+            assert high == pytest.approx(float(rows[stream][f"{column}_hi"]), abs=0.05)
+    tuned = next(line for line in body if "& b &" in line)
+    assert tuned.startswith(r"slgcn$^{\dagger}$") and r"$\dagger$~checkpoint" in tex

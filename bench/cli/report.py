@@ -27,9 +27,10 @@ def report(
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default ./reports or $SLRBENCH_REPORTS).")
     ] = None,
-    formats: Annotated[str, typer.Option("--format", help="Comma-separated: md, csv.")] = "md,csv",
+    formats: Annotated[str, typer.Option(
+        "--format", help="Comma-separated: md, csv, latex.")] = "md,csv",
 ) -> None:
-    """Tabulate the stored records of a dataset: rich table, Markdown and CSV."""
+    """Tabulate the stored records of a dataset: rich table, Markdown, CSV and LaTeX."""
     from slrbench.datasets.registry import REGISTRY
     from slrbench.report import REPORT_FORMATS, build_report
 

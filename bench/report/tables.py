@@ -22,6 +22,7 @@ from slrbench.metrics import METRIC_LABELS
 from slrbench.report.cells import preset_label, shown
 from slrbench.report.claims import claims
 from slrbench.report.claims import markdown_section as claims_section
+from slrbench.report.latex import latex_table
 from slrbench.report.minimal_pairs import (
     dataset_minimal_pairs,
     minimal_pairs_markdown,
@@ -34,7 +35,7 @@ from slrbench.store.atomic import atomic_write_text
 from slrbench.store.record_store import RecordStore
 from slrbench.store.records import RunRecord
 
-REPORT_FORMATS = ("md", "csv")
+REPORT_FORMATS = ("md", "csv", "latex")
 HEADLINE_METRICS = ("pi@1", "pi@5", "pc@1", "pc@5")
 EXTRA_METRICS = ("pc_union@1", "nll", "ece")
 PERCENT_METRICS = frozenset({"pi@1", "pi@5", "pc@1", "pc@5", "pc_union@1", "ece"})
@@ -234,6 +235,10 @@ def build_report(
     if "csv" in formats:
         path = out_dir / f"{stem}.csv"
         atomic_write_text(path, pd.DataFrame(flat_rows(metas, split)).to_csv(index=False))
+        written.append(path)
+    if "latex" in formats:
+        path = out_dir / f"{stem}.tex"
+        atomic_write_text(path, latex_table(metas, split, dataset))
         written.append(path)
     if "md" in formats:
         path = out_dir / f"{stem}.md"
