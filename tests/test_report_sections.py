@@ -125,3 +125,24 @@ def test_latex_and_csv_round_trip_the_numbers(tmp_path: Path) -> None:
             assert high == pytest.approx(float(rows[stream][f"{column}_hi"]), abs=0.05)
     tuned = next(line for line in body if "& b &" in line)
     assert tuned.startswith(r"slgcn$^{\dagger}$") and r"$\dagger$~checkpoint" in tex
+
+
+def test_profiled_models_fill_the_efficiency_columns(tmp_path: Path) -> None:
+    from slrbench.profiling import PROFILE_VERSION, store_profile
+
+    labels = np.arange(40) % K
+    store = RecordStore(tmp_path / "r")
+    store.add(_record("j", np.arange(40) < 20, labels, params=1234))
+    store.add(_record("b", np.arange(40) < 30, labels, params=1234))
+    store_profile(store.root, {
+        "profile_version": PROFILE_VERSION, "method": "slgcn", "preset": "tiny",
+        "dataset": DATASET, "num_classes": K, "device": "cpu",
+        "streams": {"j": {"params": 1234, "gflops_per_sample": 0.5,
+                          "train_samples_per_s": 10.0, "infer_samples_per_s": 40.0},
+                    "b": {"same_as": "j"}}})
+    paths = build_report(store, DATASET, "test", tmp_path / "rep", ("md", "csv"))
+    markdown = next(p for p in paths if p.suffix == ".md").read_text()
+    assert markdown.count("| 1,234 | 0.5 | 10 / 40 |") == 2  # b shares j's model
+    with open(next(p for p in paths if p.suffix == ".csv"), newline="") as f:
+        rows = {r["stream"]: r for r in csv.DictReader(f)}
+    assert rows["b"]["gflops_per_sample"] == "0.5" and rows["j"]["infer_samples_per_s"] == "40.0"

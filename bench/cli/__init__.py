@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from slrbench.cli import datasets, fuse, importing, methods, report, run
+from slrbench.cli import datasets, fuse, importing, methods, profile, report, run
 from slrbench.cli.common import error_console
 from slrbench.errors import EXIT_BAD_INPUT, SlrbenchError, os_error_message
 
@@ -24,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (datasets, methods, run, fuse, report):
+for module in (datasets, methods, run, fuse, report, profile):
     name = module.__name__.rpartition(".")[2]
     app.command(name)(getattr(module, name))
 app.command("import")(importing.import_scores)  # `import` is a Python keyword

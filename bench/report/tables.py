@@ -19,6 +19,7 @@ from slrbench.errors import SlrbenchError
 from slrbench.fusion.report import fusion_section, rich_section
 from slrbench.marks import FLAG_NOTES, record_flags
 from slrbench.metrics import METRIC_LABELS
+from slrbench.profiling import load_profiles, stream_profile
 from slrbench.report.cells import preset_label, shown
 from slrbench.report.claims import claims
 from slrbench.report.claims import markdown_section as claims_section
@@ -120,6 +121,7 @@ def flat_rows(metas: Iterable[dict[str, Any]], split: str) -> list[dict[str, Any
                 "tuned_on": (meta.get("fusion") or {}).get("tuned_on", ""),
                 "flags": record_flags(meta, split),
                 "params": meta.get("params"),
+                **_efficiency(meta),
                 "config_sha256": meta["config_sha256"][:12],
                 "run_id": meta["run_id"],
                 "record": meta["_path"],
@@ -127,6 +129,24 @@ def flat_rows(metas: Iterable[dict[str, Any]], split: str) -> list[dict[str, Any
         )
         rows.append(row)
     return rows
+
+
+def _efficiency(meta: dict[str, Any]) -> dict[str, Any]:
+    """`slrbench profile` figures of the record's model, where measured."""
+    row = meta.get("_profile") or {}
+    return {"gflops_per_sample": row.get("gflops_per_sample"),
+            "train_samples_per_s": row.get("train_samples_per_s"),
+            "infer_samples_per_s": row.get("infer_samples_per_s")}
+
+
+def _efficiency_cells(meta: dict[str, Any]) -> str:
+    figures = _efficiency(meta)
+    params = meta.get("params")
+    speed = " / ".join("–" if figures[k] is None else f"{figures[k]:g}"
+                       for k in ("train_samples_per_s", "infer_samples_per_s"))
+    gflops = figures["gflops_per_sample"]
+    return (f"{'–' if params is None else f'{params:,}'} | "
+            f"{'–' if gflops is None else f'{gflops:g}'} | {speed}")
 
 
 def _chance_line(num_classes: int) -> str:
@@ -180,8 +200,9 @@ def _markdown(metas: list[dict[str, Any]], split: str, dataset: str, out_dir: Pa
         "",
         "| method | preset | stream | seed | "
         + " | ".join(METRIC_LABELS[k] for k in HEADLINE_METRICS)
-        + " | pc_union@1 | n_eval / n_official | selection | flags | record |",
-        "|" + " --- |" * (9 + len(HEADLINE_METRICS)),
+        + " | pc_union@1 | n_eval / n_official | selection | params | GFLOPs | samples/s "
+        "train / infer | flags | record |",
+        "|" + " --- |" * (12 + len(HEADLINE_METRICS)),
     ]
     for meta in metas:
         metrics = meta.get("metrics", {})
@@ -196,6 +217,7 @@ def _markdown(metas: list[dict[str, Any]], split: str, dataset: str, out_dir: Pa
             + " | ".join(format_metric(metrics.get(k), k) for k in HEADLINE_METRICS)
             + f" | {format_metric(metrics.get('pc_union@1'), 'pc_union@1')}"
             + f" | {meta['n_eval']} / {meta['n_official']} | {meta['selection_split']}"
+            + f" | {_efficiency_cells(meta)}"
             + f" | {record_flags(meta, split)} | [{meta['run_id']}]({link}) |"
         )
     used = {flag for meta in metas for flag in record_flags(meta, split)}
@@ -221,6 +243,9 @@ def build_report(
 ) -> list[Path]:
     records = _latest_records(store, dataset, split)
     metas = [record.meta for record in records]
+    profiles = load_profiles(store.root)
+    for meta in metas:  # private key, like `_path`: never written back to a record
+        meta["_profile"] = stream_profile(profiles, meta)
     out_dir = Path(out_root) / dataset
     out_dir.mkdir(parents=True, exist_ok=True)
     pairs, num_classes = dataset_minimal_pairs(dataset)
