@@ -6,6 +6,7 @@ fusion section can never disagree about which number is clean.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 FLAG_NOTES = {
@@ -17,6 +18,24 @@ FLAG_NOTES = {
     "⊙": "fusion cross-fitted on the reported split (each fold scored with weights fitted on "
          "the other folds; folds by signer or by sample, see tuned_on)",
 }
+
+
+# Where a published number was read (the start of `PublishedResult.source`).
+SOURCE_NOTES = {
+    "[R]": "read in the method's own repository (README, result image, code, file name)",
+    "[A]": "read on an aggregator or abstract page",
+    "[3P]": "transcribed by a third party (another repository or paper)",
+    "[M]": "from memory and unverified",
+    "[V]": "recomputed by slrbench from released per-sample outputs and real labels",
+}
+
+
+def legend(flags: str, sources: Iterable[str] = ()) -> list[str]:
+    """One line per mark and source marker that occurs, in a fixed order (under every table)."""
+    lines = [f"{flag} {note}" for flag, note in FLAG_NOTES.items() if flag in flags]
+    used = {source.split(" ")[0] for source in sources}
+    return lines + [f"{marker} {note}" for marker, note in SOURCE_NOTES.items()
+                    if marker in used]
 
 
 def record_flags(meta: dict[str, Any], split: str) -> str:

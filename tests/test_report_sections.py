@@ -146,3 +146,19 @@ def test_profiled_models_fill_the_efficiency_columns(tmp_path: Path) -> None:
     with open(next(p for p in paths if p.suffix == ".csv"), newline="") as f:
         rows = {r["stream"]: r for r in csv.DictReader(f)}
     assert rows["b"]["gflops_per_sample"] == "0.5" and rows["j"]["infer_samples_per_s"] == "40.0"
+
+
+def test_methods_command_explains_the_marks_and_sources_it_shows(cli) -> None:
+    from slrbench.marks import legend
+
+    code, out, err = cli("methods", "dsta")
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "† checkpoint or fusion weights selected on the reported split" in flat
+    assert "[3P] transcribed by a third party" in flat
+    assert "[M] from memory" not in flat  # only the markers that occur are explained
+    assert legend("†?", ["[V] re-scored", "[R] README"]) == [
+        "† checkpoint or fusion weights selected on the reported split",
+        "? imported: which split selected the checkpoint is not known (no --selection-split)",
+        "[R] read in the method's own repository (README, result image, code, file name)",
+        "[V] recomputed by slrbench from released per-sample outputs and real labels"]

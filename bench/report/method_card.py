@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
+from slrbench.marks import legend
 from slrbench.methods.base import MethodAdapter
 from slrbench.metrics import METRIC_LABELS
 
@@ -85,6 +86,14 @@ def print_card(adapter: MethodAdapter, console: Console) -> None:
             console.print(f"  • {item}", highlight=False)
     if facts.published:
         console.print(_rich_table("published numbers (%)", PUBLISHED_COLUMNS, facts.published))
+        for line in _published_legend(facts):
+            console.print(f"  {line}", highlight=False)
+
+
+def _published_legend(facts: CardFacts) -> list[str]:
+    """What the marks and source markers of the published table mean."""
+    return legend("".join(row[-1] for row in facts.published),
+                  [row[PUBLISHED_COLUMNS.index("source")] for row in facts.published])
 
 
 def _rich_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
@@ -122,4 +131,5 @@ def card_markdown(adapter: MethodAdapter) -> str:
     if facts.published:
         lines += ["", "### Published numbers with sources", "", "Values in %."]
         lines += ["", *_markdown_table(PUBLISHED_COLUMNS, facts.published)]
+        lines += ["", *(f"- {line}" for line in _published_legend(facts))]
     return "\n".join(lines) + "\n"
