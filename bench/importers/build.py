@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,7 +190,7 @@ def _unregistered(read: ScoreTable, ids: list[str], entry: DatasetEntry,
         raise SlrbenchError(f"{source}: no labels, and the registry ships no labels for "
                             f"{entry.name}; expected --labels (or a format that stores them)")
     if len(set(ids)) != len(ids):
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
         raise SlrbenchError(f"{source}: {len(duplicates)} duplicated id(s) (e.g. "
                             f"{_examples(duplicates)}); expected each sample once")
     official = entry.split_sizes.get(request.split)
