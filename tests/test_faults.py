@@ -148,6 +148,7 @@ def _run_linear(root: str, statuses: Any) -> None:
     statuses.put(outcome.status)
 
 
+@pytest.mark.slow  # two forked runs racing for one lock: the full suite runs it
 def test_identical_runs_serialise_instead_of_sharing_a_work_directory(tmp_path: Path) -> None:
     from slrbench.training.runner import _identity_lock, _plan, _workdir
 

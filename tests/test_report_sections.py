@@ -162,3 +162,36 @@ def test_methods_command_explains_the_marks_and_sources_it_shows(cli) -> None:
         "? imported: which split selected the checkpoint is not known (no --selection-split)",
         "[R] read in the method's own repository (README, result image, code, file name)",
         "[V] recomputed by slrbench from released per-sample outputs and real labels"]
+
+
+def test_html_report_is_one_self_contained_file_with_every_table_and_figure(
+        tmp_path: Path) -> None:
+    import re
+
+    labels = np.arange(40) % K
+    store = RecordStore(tmp_path / "r")
+    rng = np.random.default_rng(1)
+    for stream, p in (("j", 0.5), ("b", 0.7), ("jm", 0.9)):
+        store.add(_record(stream, rng.random(40) < p, labels))
+    paths = build_report(store, DATASET, "test", tmp_path / "rep", ("md", "html"))
+    page = next(p for p in paths if p.suffix == ".html").read_text()
+    markdown = next(p for p in paths if p.suffix == ".md").read_text()
+    assert '<meta name="viewport"' in page and "<script>" in page  # phone layout, sorting
+    assert not re.search(r"""(src|href)=["']https?:""", page)  # nothing fetched
+    images = markdown.count("![")
+    assert images >= 3 and page.count('src="data:image/png;base64,') == images
+    assert page.count("<table>") == markdown.count("\n| --- |") + markdown.startswith("| --- |")
+    for heading in re.findall(r"^#+ (.+)$", markdown, flags=re.M):
+        assert heading.split(" ")[0] in page
+
+
+def test_confused_pairs_count_errors_by_true_and_predicted_class() -> None:
+    from slrbench.report.figures import confused_pairs
+
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    predicted = np.array([1, 1, 0, 1, 0, 0, 2, 2])  # 0->1 twice, 1->0 once, 2->0 once
+    logits = np.eye(K, dtype=np.float32)[predicted] * 5
+    record = make_record("test", "j", [f"t{i}" for i in range(8)], labels, logits)
+    pairs = confused_pairs(record, ("zero", "one", "two"))
+    assert pairs[0] == ("0 zero", "1 one", 2, 3)
+    assert sorted(pairs[1:]) == [("1 one", "0 zero", 1, 2), ("2 two", "0 zero", 1, 3)]

@@ -229,6 +229,7 @@ def _add_many(root: str, worker: int, count: int, barrier, out: str) -> None:
     Path(out).write_text(json.dumps([r.run_id for r in recs]))
 
 
+@pytest.mark.slow  # 8 processes racing: seconds, so the full suite runs it, the fast loop not
 def test_concurrent_writers(tmp_path: Path) -> None:
     workers, per_worker = 8, 4
     ctx = mp.get_context("spawn")

@@ -28,9 +28,9 @@ def report(
         Path | None, typer.Option(help="Output folder (default ./reports or $SLRBENCH_REPORTS).")
     ] = None,
     formats: Annotated[str, typer.Option(
-        "--format", help="Comma-separated: md, csv, latex.")] = "md,csv",
+        "--format", help="Comma-separated: md, csv, latex, html.")] = "md,csv,html",
 ) -> None:
-    """Tabulate the stored records of a dataset: rich table, Markdown, CSV and LaTeX."""
+    """Tabulate the stored records of a dataset: rich table, Markdown, CSV, LaTeX and HTML."""
     from slrbench.datasets.registry import REGISTRY
     from slrbench.report import REPORT_FORMATS, build_report
 

@@ -23,6 +23,8 @@ from slrbench.profiling import load_profiles, stream_profile
 from slrbench.report.cells import preset_label, shown
 from slrbench.report.claims import claims
 from slrbench.report.claims import markdown_section as claims_section
+from slrbench.report.figures import figures_section
+from slrbench.report.html import markdown_to_html
 from slrbench.report.latex import latex_table
 from slrbench.report.minimal_pairs import (
     dataset_minimal_pairs,
@@ -36,7 +38,7 @@ from slrbench.store.atomic import atomic_write_text
 from slrbench.store.record_store import RecordStore
 from slrbench.store.records import RunRecord
 
-REPORT_FORMATS = ("md", "csv", "latex")
+REPORT_FORMATS = ("md", "csv", "latex", "html")
 HEADLINE_METRICS = ("pi@1", "pi@5", "pc@1", "pc@5")
 EXTRA_METRICS = ("pc_union@1", "nll", "ece")
 PERCENT_METRICS = frozenset({"pi@1", "pi@5", "pc@1", "pc@5", "pc_union@1", "ece"})
@@ -265,14 +267,33 @@ def build_report(
         path = out_dir / f"{stem}.tex"
         atomic_write_text(path, latex_table(metas, split, dataset))
         written.append(path)
-    if "md" in formats:
-        path = out_dir / f"{stem}.md"
+    if "md" in formats or "html" in formats:
         # Fused records and their ablations (tables plus a heatmap figure) follow the table.
         section, figures = fusion_section(metas, split, out_dir)
         section += minimal_pairs_markdown(pair_rows, pairs)
         section += significance_section(pairwise_tests(records))
         section += claims_section(claims(records, dataset), split)
+        figure_lines, plots = figures_section(records, split, dataset, out_dir,
+                                              _class_names(dataset, split))
+        section += figure_lines
         text = _markdown(metas, split, dataset, out_dir)
-        atomic_write_text(path, text + ("\n".join(section) + "\n" if section else ""))
-        written += [path, *figures]
+        text += "\n".join(section) + "\n" if section else ""
+        written += [*figures, *plots]
+        if "md" in formats:
+            written.append(atomic_write_text(out_dir / f"{stem}.md", text))
+        if "html" in formats:  # one file: the figures are embedded, nothing is fetched
+            written.append(atomic_write_text(out_dir / f"{stem}.html", markdown_to_html(
+                text, f"slrbench · {dataset} · {split}", out_dir)))
     return written
+
+
+def _class_names(dataset: str, split: str) -> tuple[str, ...] | None:
+    """Class names for the confused-pairs table, where the registry ships them."""
+    from slrbench.datasets.official import official_split
+    from slrbench.errors import SlrbenchError
+
+    try:
+        table = official_split(dataset, split)
+    except SlrbenchError:  # not a registry dataset (a user's own): indices only
+        return None
+    return table.classes if table is not None else None
