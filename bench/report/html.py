@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1100px;
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1400px;
 padding:12px;line-height:1.45;color:#1d1d1f}
 h1{font-size:1.5em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd}
 h3{font-size:1.05em}.scroll{overflow-x:auto;margin:0.6em 0}
@@ -18,6 +18,7 @@ table{border-collapse:collapse;font-size:0.82em}th,td{border:1px solid #ddd;padd
 text-align:left;white-space:nowrap}th{background:#f3f3f5;cursor:pointer;position:sticky;top:0}
 th:after{content:" \\2195";color:#aaa}tr:nth-child(even) td{background:#fafafa}
 img{max-width:100%;height:auto;display:block;margin:0.6em 0}code{font-size:0.9em}
+td:first-child,th:first-child{position:sticky;left:0;background:#fff;z-index:1}
 @media (max-width:600px){body{padding:6px}table{font-size:0.74em}}
 """
 _SCRIPT = """
@@ -31,15 +32,20 @@ document.querySelectorAll("table").forEach(function(t){
         if(typeof x==="number"&&typeof y==="number")return up?x-y:y-x;
         return up?String(x).localeCompare(String(y)):String(y).localeCompare(String(x));});
       rows.forEach(function(r){t.tBodies[0].appendChild(r);});});});});
+window.addEventListener("load",function(){  // read by the browser check in the tests
+  var shown=Array.from(document.images).filter(function(i){return i.naturalWidth>0;});
+  document.body.dataset.images=String(shown.length);document.body.dataset.ready="1";});
 """
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\)$")
 _CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*")
 
 
 def _inline(text: str) -> str:
     out = html.escape(text, quote=False)
     out = _CODE.sub(r"<code>\1</code>", out)
+    out = _BOLD.sub(r"<strong>\1</strong>", out)
     return _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', out)
 
 
