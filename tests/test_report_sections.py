@@ -195,3 +195,25 @@ def test_confused_pairs_count_errors_by_true_and_predicted_class() -> None:
     pairs = confused_pairs(record, ("zero", "one", "two"))
     assert pairs[0] == ("0 zero", "1 one", 2, 3)
     assert sorted(pairs[1:]) == [("1 one", "0 zero", 1, 2), ("2 two", "0 zero", 1, 3)]
+
+
+def test_a_summary_page_spans_the_datasets_with_records(cli, tmp_path: Path) -> None:
+    labels = np.arange(40) % K
+    store = RecordStore(tmp_path / "r")
+    store.add(_record("j", np.arange(40) < 20, labels))  # toy8: 50 %
+    store.add(_record("b", np.arange(40) < 30, labels))  # toy8: 75 %, the best
+    other = _record("j", np.arange(40) < 10, labels, test_tuned=True)
+    other.meta["dataset"] = other.meta["subset"] = "toy8b"
+    store.add(other)
+    code, _, err = cli("report", "--dataset", DATASET, "--results", str(store.root), "--out",
+                       str(tmp_path / "rep"))
+    assert code == 0, err
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "| method | toy8 | toy8b |" in summary
+    assert "| slgcn | 75.00 (b) | 25.00 † (j) |" in summary
+    assert (tmp_path / "rep" / "summary.html").read_text().count("<table>") == 1
+    single = RecordStore(tmp_path / "one")
+    single.add(_record("j", np.arange(40) < 20, labels))
+    assert cli("report", "--dataset", DATASET, "--results", str(single.root), "--out",
+               str(tmp_path / "rep1"))[0] == 0
+    assert not (tmp_path / "rep1" / "summary.md").exists()  # one dataset: no summary

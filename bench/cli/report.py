@@ -33,6 +33,7 @@ def report(
     """Tabulate the stored records of a dataset: rich table, Markdown, CSV, LaTeX and HTML."""
     from slrbench.datasets.registry import REGISTRY
     from slrbench.report import REPORT_FORMATS, build_report
+    from slrbench.report.summary import write_summary
 
     chosen = split_list(formats, "--format") or []
     if not chosen or any(f not in REPORT_FORMATS for f in chosen):
@@ -44,5 +45,6 @@ def report(
     if dataset in REGISTRY and REGISTRY[dataset].synthetic:
         check_cache()  # the minimal-pair table reads (or generates) SynthSign there
     written = build_report(store, dataset, split, out_dir, chosen, console)
+    written += write_summary(store, out_dir, split)  # when several datasets have records
     for path in written:
         console.print(f"wrote {path}")
