@@ -81,3 +81,10 @@ def test_plot_samples_writes_a_png(small: SynthSign, tmp_path: Path) -> None:
     out = plot_samples(small, tmp_path / "fig" / "samples.png", n=2, split="train", size=64)
     assert out.exists() and out.stat().st_size > 10_000
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_figure_title_states_the_rgb_size_methods_read() -> None:
+    from slrbench.datasets.synthsign.figure import rgb_note
+
+    assert rgb_note(64) == "RGB 64x64 px as methods read it"
+    assert rgb_note(128) == "RGB rendered at 128x128 px for this figure (methods read 64x64)"

@@ -40,6 +40,7 @@ GENERATION_COUNT = 0
 _POSE_FILE = "{split}.npz"
 _RGB_FILE = "rgb_{split}_{size}px_{frames}f.npy"
 _META_FILE = "meta.json"
+RGB_SIZE = 64  # side of the RGB frames `rgb()` returns by default (what video methods read)
 
 # Seed-sequence tags: independent random streams per purpose, so e.g. the class set does not
 # change when the number of signers does, and noise knobs do not change the motion.
@@ -302,7 +303,7 @@ class SynthSign:
         """`frames` indices spread uniformly over a clip of `length` frames."""
         return np.round(np.linspace(0, length - 1, frames)).astype(np.int64)
 
-    def render_sample(self, split: str, i: int, size: int = 64, frames: int = 16,
+    def render_sample(self, split: str, i: int, size: int = RGB_SIZE, frames: int = 16,
                       motion: Motion | None = None) -> np.ndarray:
         """(frames, size, size, 3) uint8 frames of one sample (not cached)."""
         x = self._check_split(split)[i]
@@ -314,7 +315,7 @@ class SynthSign:
         for i in range(len(self._samples[split])):
             yield self.render_sample(split, i, size, frames)
 
-    def rgb(self, split: str, size: int = 64, frames: int = 16) -> np.ndarray:
+    def rgb(self, split: str, size: int = RGB_SIZE, frames: int = 16) -> np.ndarray:
         """(N, frames, size, size, 3) uint8, frames sampled uniformly over each clip; rendered
         on first request and cached in memory and on disk per (split, size, frames)."""
         samples = self._check_split(split)

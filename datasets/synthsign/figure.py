@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import layout as L
-from .dataset import SynthSign
+from .dataset import RGB_SIZE, SynthSign
 
 _HAND_COLOURS = {L.LEFT_HAND: "tab:green", L.RIGHT_HAND: "tab:red"}
 
@@ -38,9 +38,17 @@ def _draw_skeleton(ax: plt.Axes, kp: np.ndarray, scale: float = 1.0, lw: float =
     ax.scatter(xy[face, 0], xy[face, 1], s=1.0 * scale, c="k", alpha=alpha, linewidths=0)
 
 
+def rgb_note(size: int) -> str:
+    """The figure title's word on the RGB panels: the size methods read, or that it differs."""
+    if size == RGB_SIZE:
+        return f"RGB {size}x{size} px as methods read it"
+    return f"RGB rendered at {size}x{size} px for this figure (methods read {RGB_SIZE}x{RGB_SIZE})"
+
+
 def plot_samples(ds: SynthSign, path: str | Path, n: int = 3, split: str = "train",
-                 frames: int = 4, size: int = 128, seed: int = 0) -> Path:
-    """Save a PNG with `n` samples of `split` (random, reproducible by `seed`)."""
+                 frames: int = 4, size: int = RGB_SIZE, seed: int = 0) -> Path:
+    """Save a PNG with `n` samples of `split` (random, reproducible by `seed`); the RGB panels
+    are rendered at `size` (default: the size `rgb()` gives methods)."""
     path = Path(path)
     pose = ds.pose(split)
     sensor = ds.sensor(split)
@@ -49,9 +57,12 @@ def plot_samples(ds: SynthSign, path: str | Path, n: int = 3, split: str = "trai
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(ids), size=min(n, len(ids)), replace=False)
     w, h = ds.config.frame_size
-    cols = 2 * frames + 3
-    fig = plt.figure(figsize=(1.75 * cols, 2.1 * len(picks) + 0.3))
-    grid = fig.add_gridspec(len(picks) * 2, cols, hspace=0.45, wspace=0.08)
+    # pose frames | RGB frames | a gap | the IMU panels (three columns wide)
+    ratios = [1.0] * (2 * frames) + [0.45, 1.0, 1.0, 1.0]
+    fig = plt.figure(figsize=(1.75 * len(ratios), 2.3 * len(picks) + 0.4))
+    grid = fig.add_gridspec(len(picks) * 2, len(ratios), width_ratios=ratios, hspace=0.7,
+                            wspace=0.08)
+    imu_columns = slice(2 * frames + 1, None)
     for r, i in enumerate(picks):
         length = int(pose.lengths[i])
         idx = ds.frame_indices(length, frames)
@@ -87,7 +98,7 @@ def plot_samples(ds: SynthSign, path: str | Path, n: int = 3, split: str = "trai
         t_imu = np.arange(n_imu) / sensor.rate_hz
         data = sensor.data[i, :n_imu]
         for k, (name, rows) in enumerate((("acc (m/s²)", (0, 6)), ("gyro (rad/s)", (3, 9)))):
-            ax = fig.add_subplot(grid[2 * r + k, 2 * frames:])
+            ax = fig.add_subplot(grid[2 * r + k, imu_columns])
             for side, base in (("L", rows[0]), ("R", rows[1])):
                 for a, colour in zip(range(3), ("tab:red", "tab:green", "tab:blue")):
                     ax.plot(t_imu, data[:, base + a], color=colour, lw=0.8,
@@ -96,16 +107,21 @@ def plot_samples(ds: SynthSign, path: str | Path, n: int = 3, split: str = "trai
             for f in idx:
                 ax.axvline(f / ds.config.fps, color="0.7", lw=0.5)
             ax.set_ylabel(name, fontsize=7)
+            ax.yaxis.set_label_position("right")  # away from the RGB panels
+            ax.yaxis.tick_right()
             ax.tick_params(labelsize=6)
+            ax.grid(alpha=0.25, lw=0.4)
             if k == 0:
                 ax.set_xticklabels([])
             else:
-                ax.set_xlabel("s", fontsize=7)
+                ax.set_xlabel("time (s); grey lines: the frames shown", fontsize=7)
             if r == 0 and k == 0:
-                ax.legend(fontsize=5, ncol=6, loc="upper center", bbox_to_anchor=(0.5, 1.35))
+                ax.legend(fontsize=6, ncol=6, loc="lower center", bbox_to_anchor=(0.5, 1.02),
+                          frameon=False, title="wrist (L dashed, R solid) and axis",
+                          title_fontsize=6)
     fig.suptitle(f"SynthSign {ds.config.preset_name} seed {ds.config.seed} ({split}): detected "
-                 f"pose | RGB {size}px with the same pose overlaid | wrist IMUs "
-                 f"({sensor.rate_hz:g} Hz; dashed = left, solid = right)", fontsize=9)
+                 f"pose | {rgb_note(size)}, the same pose overlaid | wrist IMUs "
+                 f"({sensor.rate_hz:g} Hz)", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
