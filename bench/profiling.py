@@ -198,3 +198,27 @@ def stream_profile(profiles: list[dict[str, Any]], meta: dict[str, Any]) -> dict
         if isinstance(row, dict):
             return row
     return None
+
+
+def fused_profile(profiles: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any] | None:
+    """A fused record runs all its input streams: GFLOPs add up, and so do the seconds per
+    sample (throughput 1 / sum of 1 / throughput). None unless every input was profiled."""
+    inputs = (meta.get("fusion") or {}).get("inputs") or []
+    rows = [stream_profile(profiles, {**meta, "stream": item.get("stream")})
+            for item in inputs if item.get("split") == meta.get("split")]
+    if not rows or any(row is None for row in rows):
+        return None
+    known = [r for r in rows if r is not None]
+
+    def throughput(key: str) -> float | None:
+        seconds = 0.0
+        for row in known:
+            value = row.get(key)
+            if not isinstance(value, (int, float)) or value <= 0:
+                return None  # a solver-fitted input has no throughput
+            seconds += 1.0 / float(value)
+        return round(1.0 / seconds, 2)
+
+    return {"gflops_per_sample": round(sum(float(r["gflops_per_sample"]) for r in known), 4),
+            "train_samples_per_s": throughput("train_samples_per_s"),
+            "infer_samples_per_s": throughput("infer_samples_per_s")}

@@ -217,3 +217,52 @@ def test_a_summary_page_spans_the_datasets_with_records(cli, tmp_path: Path) -> 
     assert cli("report", "--dataset", DATASET, "--results", str(single.root), "--out",
                str(tmp_path / "rep1"))[0] == 0
     assert not (tmp_path / "rep1" / "summary.md").exists()  # one dataset: no summary
+
+
+def test_a_fused_row_adds_up_the_profiles_of_its_streams() -> None:
+    from slrbench.profiling import PROFILE_VERSION, fused_profile
+
+    profiles = [{"profile_version": PROFILE_VERSION, "method": "slgcn", "preset": "tiny",
+                 "num_classes": K, "streams": {
+                     "j": {"gflops_per_sample": 0.5, "train_samples_per_s": 10.0,
+                           "infer_samples_per_s": 40.0},
+                     "b": {"gflops_per_sample": 0.25, "train_samples_per_s": 40.0,
+                           "infer_samples_per_s": 40.0}}}]
+    meta = {"method": "slgcn", "preset": "tiny", "num_classes": K, "split": "test",
+            "fusion": {"inputs": [{"stream": "j", "split": "test"},
+                                  {"stream": "b", "split": "test"}]}}
+    # 0.1 s + 0.025 s per training sample: 8 samples/s; 0.025 + 0.025 s: 20 samples/s
+    assert fused_profile(profiles, meta) == {"gflops_per_sample": 0.75,
+                                             "train_samples_per_s": 8.0,
+                                             "infer_samples_per_s": 20.0}
+    meta["fusion"]["inputs"].append({"stream": "jm", "split": "test"})  # not profiled
+    assert fused_profile(profiles, meta) is None
+
+
+def test_every_mark_is_shown_and_explained_under_the_table(tmp_path: Path) -> None:
+    from slrbench.marks import FLAG_NOTES
+
+    labels = np.arange(40) % K
+    right = np.arange(40) < 25
+    store = RecordStore(tmp_path / "r")
+    store.add(_record("tuned", right, labels, test_tuned=True))
+    store.add(_record("merged", right, labels, val_test_merged=True))
+    store.add(_record("extra", right, labels, test_protocol={"extra_data": True}))
+    store.add(_record("recon", right, labels, reconstruction=True))
+    store.add(_record("unknown", right, labels, selection_split="unknown"))
+    store.add(_record("fused:stack", right, labels, fusion={
+        "inputs": [], "strategy": "stack", "score_space": "logits",
+        "tuned_on": "test-crossfit-signer", "crossfit": {"k": 3, "folds_by": "signer"}}))
+    paths = build_report(store, DATASET, "test", tmp_path / "rep", ("md", "latex"))
+    markdown = next(p for p in paths if p.suffix == ".md").read_text()
+    rows = {line.split(" | ")[2]: line for line in markdown.splitlines()
+            if line.startswith("| slgcn |")}
+    expected = {"tuned": "†", "merged": "‡", "extra": "*", "recon": "◊", "unknown": "?",
+                "fused:stack": "⊙"}
+    for stream, mark in expected.items():
+        assert f"| {mark} |" in rows[stream], rows[stream]
+        assert f"{mark} {FLAG_NOTES[mark]}" in markdown  # the legend under the table
+    assert "| test-crossfit-signer |" in rows["fused:stack"]  # the tuned-on column
+    tex = next(p for p in paths if p.suffix == ".tex").read_text()
+    for mark in (r"\dagger", r"\ddagger", r"\diamond", r"\odot"):
+        assert mark in tex

@@ -19,7 +19,7 @@ from slrbench.errors import SlrbenchError
 from slrbench.fusion.report import fusion_section, rich_section
 from slrbench.marks import FLAG_NOTES, record_flags
 from slrbench.metrics import METRIC_LABELS
-from slrbench.profiling import load_profiles, stream_profile
+from slrbench.profiling import fused_profile, load_profiles, stream_profile
 from slrbench.report.cells import preset_label, shown
 from slrbench.report.claims import claims
 from slrbench.report.claims import markdown_section as claims_section
@@ -202,9 +202,9 @@ def _markdown(metas: list[dict[str, Any]], split: str, dataset: str, out_dir: Pa
         "",
         "| method | preset | stream | seed | "
         + " | ".join(METRIC_LABELS[k] for k in HEADLINE_METRICS)
-        + " | pc_union@1 | n_eval / n_official | selection | params | GFLOPs | samples/s "
-        "train / infer | flags | record |",
-        "|" + " --- |" * (12 + len(HEADLINE_METRICS)),
+        + " | pc_union@1 | n_eval / n_official | selection | tuned on | params | GFLOPs | "
+        "samples/s train / infer | flags | record |",
+        "|" + " --- |" * (13 + len(HEADLINE_METRICS)),
     ]
     for meta in metas:
         metrics = meta.get("metrics", {})
@@ -219,6 +219,7 @@ def _markdown(metas: list[dict[str, Any]], split: str, dataset: str, out_dir: Pa
             + " | ".join(format_metric(metrics.get(k), k) for k in HEADLINE_METRICS)
             + f" | {format_metric(metrics.get('pc_union@1'), 'pc_union@1')}"
             + f" | {meta['n_eval']} / {meta['n_official']} | {meta['selection_split']}"
+            + f" | {(meta.get('fusion') or {}).get('tuned_on') or '–'}"
             + f" | {_efficiency_cells(meta)}"
             + f" | {record_flags(meta, split)} | [{meta['run_id']}]({link}) |"
         )
@@ -247,7 +248,8 @@ def build_report(
     metas = [record.meta for record in records]
     profiles = load_profiles(store.root)
     for meta in metas:  # private key, like `_path`: never written back to a record
-        meta["_profile"] = stream_profile(profiles, meta)
+        meta["_profile"] = (fused_profile(profiles, meta) if meta.get("fusion")
+                            else stream_profile(profiles, meta))
     out_dir = Path(out_root) / dataset
     out_dir.mkdir(parents=True, exist_ok=True)
     pairs, num_classes = dataset_minimal_pairs(dataset)
