@@ -424,3 +424,19 @@ def test_shipped_msasl_ids_are_the_hash_of_the_released_clips(shared_dir: Path) 
         expected = sorted((msasl_id(split, c["url"], c["start_time"], c["end_time"]), c["label"])
                           for c in clips)
         assert list(zip(table.ids, table.labels.tolist())) == expected
+
+
+def test_imported_records_read_like_others_in_the_report(cli, tmp_path: Path) -> None:
+    for stream, seed in (("j", 1), ("b", 2)):
+        ids, logits, _ = _scores("test", seed)
+        npz = tmp_path / f"{stream}.npz"
+        np.savez(npz, sample_ids=np.array(ids), logits=logits)
+        assert _import(cli, tmp_path / "r", npz, "--format", "npz", stream=stream)[0] == 0
+    code, _, err = cli("report", "--dataset", DATASET, "--results", str(tmp_path / "r"),
+                       "--out", str(tmp_path / "rep"), "--format", "md,html,latex")
+    assert code == 0, err
+    markdown = (tmp_path / "rep" / DATASET / f"results-{DATASET}.md").read_text()
+    rows = [line for line in markdown.splitlines() if line.startswith("| ext | – |")]
+    assert len(rows) == 2 and all("| ? |" in r for r in rows)  # no preset, selection unknown
+    assert "? imported: which split selected the checkpoint is not known" in markdown
+    assert "## Significance" in markdown and "| ext:j ? |" in markdown and "ext:b ?" in markdown

@@ -266,3 +266,16 @@ def test_every_mark_is_shown_and_explained_under_the_table(tmp_path: Path) -> No
     tex = next(p for p in paths if p.suffix == ".tex").read_text()
     for mark in (r"\dagger", r"\ddagger", r"\diamond", r"\odot"):
         assert mark in tex
+
+
+def test_the_significance_matrix_repeats_the_pairs_row_minus_column() -> None:
+    from slrbench.report.significance import markdown_section as significance_markdown
+
+    labels = np.arange(60) % K
+    rng = np.random.default_rng(5)
+    records = [_record(s, rng.random(60) < p, labels) for s, p in (("a", 0.9), ("b", 0.5))]
+    (test,) = pairwise_tests(records, BootstrapConfig(resamples=200, seed=0))
+    text = "\n".join(significance_markdown([test]))
+    delta = f"{100 * test.comparison.delta['pi@1'].value:+.1f}"
+    assert f"| {test.a} | – | {delta} (p {test.mcnemar_holm:.2g}" in text
+    assert f"| {test.b} |  | – |" in text  # below the diagonal: left empty

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from slrbench.marks import record_flags
+from slrbench.marks import legend, record_flags
 from slrbench.methods.base import PublishedResult
 from slrbench.metrics import METRIC_LABELS
 from slrbench.report.significance import top1
@@ -57,4 +57,7 @@ def markdown_section(found: list[Claim], split: str) -> list[str]:
         lines.append(f"| {record.method if record else ''} | {result.setting} | {metric} | "
                      f"{result.value:.2f} | {result.flags} | {result.tuned_on} | "
                      f"{result.source} | {reproduced} | {delta} |")
+    flags = "".join(c.published.flags for c in found) + "".join(
+        record_flags(c.reproduced.meta, split) for c in found if c.reproduced is not None)
+    lines += ["", *(f"- {line}" for line in legend(flags, [c.published.source for c in found]))]
     return lines

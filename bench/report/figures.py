@@ -105,6 +105,27 @@ def reliability_diagram(record: RunRecord, path: Path) -> Path:
     return path
 
 
+def minimal_pairs_figure(rows: list[dict[str, Any]], kinds: list[str], path: Path) -> Path:
+    """SynthSign: pairwise accuracy per parameter kind for every entry (0.5 = blind to it)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(rows) + 1.4))
+    height = 0.8 / max(len(kinds), 1)
+    for k, kind in enumerate(kinds):
+        values = [row.get(f"{kind}_pairwise", np.nan) for row in rows]
+        ax.barh(np.arange(len(rows)) + k * height, values, height=height, label=kind)
+    ax.axvline(0.5, color="#555555", lw=0.8, ls="--")
+    ax.set_yticks(np.arange(len(rows)) + 0.4 - height / 2,
+                  [f"{row['method']}:{row['stream']}" for row in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("minimal-pair pairwise accuracy (0.5 = cannot see the parameter)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def confused_pairs(record: RunRecord, classes: tuple[str, ...] | None,
                    count: int = CONFUSED_PAIRS) -> list[tuple[str, str, int, int]]:
     """(true class, predicted class, errors, samples of the true class), most frequent first."""
@@ -121,7 +142,9 @@ def confused_pairs(record: RunRecord, classes: tuple[str, ...] | None,
 
 
 def figures_section(records: list[RunRecord], split: str, dataset: str, out_dir: Path,
-                    classes: tuple[str, ...] | None) -> tuple[list[str], list[Path]]:
+                    classes: tuple[str, ...] | None,
+                    pair_rows: list[dict[str, Any]] | None = None,
+                    pair_kinds: list[str] | None = None) -> tuple[list[str], list[Path]]:
     """Markdown lines (figures and the confused-pairs table) and the PNG files written."""
     if not records:
         return [], []
@@ -131,6 +154,9 @@ def figures_section(records: list[RunRecord], split: str, dataset: str, out_dir:
              per_class_distribution(records, out_dir / f"per-class-{stem}.png")]
     if best.score_kind != "pred_top1":
         paths.append(reliability_diagram(best, out_dir / f"reliability-{stem}.png"))
+    if pair_rows and pair_kinds:
+        paths.append(minimal_pairs_figure(pair_rows, pair_kinds,
+                                          out_dir / f"minimal-pairs-{stem}.png"))
     lines = ["", "## Figures", ""]
     lines += [f"![{path.stem}]({path.name})" for path in paths]
     pairs = confused_pairs(best, classes)

@@ -11,7 +11,7 @@ from itertools import combinations
 
 import numpy as np
 
-from slrbench.marks import record_flags
+from slrbench.marks import FLAG_NOTES, legend, record_flags
 from slrbench.metrics import (
     BootstrapConfig,
     PairedComparison,
@@ -102,7 +102,22 @@ def markdown_section(tests: list[PairTest]) -> list[str]:
             f"[{100 * (delta.ci_low or 0):+.2f}, {100 * (delta.ci_high or 0):+.2f}] | "
             f"{_bootstrap_p(c)} | {c.mcnemar_b} / {c.mcnemar_c} | {c.mcnemar_p:.3g} | "
             f"{test.mcnemar_holm:.3g}{' *' if test.mcnemar_holm < 0.05 else ''} |")
-    lines += ["", "\\* significant at 5 % after the correction."]
+    lines += ["", "\\* significant at 5 % after the correction.", *_matrix(tests)]
+    flags = "".join(ch for t in tests for ch in t.a + t.b if ch in FLAG_NOTES)
+    lines += [f"- {line}" for line in legend(flags)]
+    return lines
+
+
+def _matrix(tests: list[PairTest]) -> list[str]:
+    """The same pairs as a matrix: row minus column, ΔP-I@1 and the Holm-corrected p."""
+    entries = list(dict.fromkeys([t.a for t in tests] + [t.b for t in tests]))
+    cell = {(t.a, t.b): f"{100 * t.comparison.delta['pi@1'].value:+.1f} "
+            f"(p {t.mcnemar_holm:.2g}{'*' if t.mcnemar_holm < 0.05 else ''})" for t in tests}
+    lines = ["", "ΔP-I@1 in points, row − column, with the Holm-corrected McNemar p:", "",
+             "| | " + " | ".join(entries) + " |", "|" + " --- |" * (len(entries) + 1)]
+    for row in entries:
+        cells = ["–" if row == col else cell.get((row, col), "") for col in entries]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return lines
 
 

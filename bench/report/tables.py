@@ -31,6 +31,7 @@ from slrbench.report.minimal_pairs import (
     minimal_pairs_markdown,
     minimal_pairs_rich,
     minimal_pairs_rows,
+    pair_kinds,
 )
 from slrbench.report.significance import markdown_section as significance_section
 from slrbench.report.significance import pairwise_tests
@@ -275,8 +276,9 @@ def build_report(
         section += minimal_pairs_markdown(pair_rows, pairs)
         section += significance_section(pairwise_tests(records))
         section += claims_section(claims(records, dataset), split)
-        figure_lines, plots = figures_section(records, split, dataset, out_dir,
-                                              _class_names(dataset, split))
+        figure_lines, plots = figures_section(
+            records, split, dataset, out_dir, _class_names(dataset, split), pair_rows,
+            pair_kinds(pairs) if pairs else None)
         section += figure_lines
         text = _markdown(metas, split, dataset, out_dir)
         text += "\n".join(section) + "\n" if section else ""
