@@ -5,6 +5,7 @@ it confuses most (docs/evaluation.md#report-figures)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,8 @@ def reliability_diagram(record: RunRecord, path: Path) -> Path:
     return path
 
 
-def minimal_pairs_figure(rows: list[dict[str, Any]], kinds: list[str], path: Path) -> Path:
+def minimal_pairs_figure(rows: Sequence[dict[str, Any]], kinds: Sequence[str],
+                         path: Path) -> Path:
     """SynthSign: pairwise accuracy per parameter kind for every entry (0.5 = blind to it)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(rows) + 1.4))
@@ -143,8 +145,8 @@ def confused_pairs(record: RunRecord, classes: tuple[str, ...] | None,
 
 def figures_section(records: list[RunRecord], split: str, dataset: str, out_dir: Path,
                     classes: tuple[str, ...] | None,
-                    pair_rows: list[dict[str, Any]] | None = None,
-                    pair_kinds: list[str] | None = None) -> tuple[list[str], list[Path]]:
+                    pair_rows: Sequence[dict[str, Any]] | None = None,
+                    pair_kinds: Sequence[str] | None = None) -> tuple[list[str], list[Path]]:
     """Markdown lines (figures and the confused-pairs table) and the PNG files written."""
     if not records:
         return [], []
