@@ -100,3 +100,14 @@ def _check(points: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
                             "expected points (..., people, joints, 2) and scores (..., people, "
                             "joints)")
     return points, scores
+
+
+def flip_heatmaps(maps: np.ndarray, mirror: Sequence[int]) -> np.ndarray:
+    """A horizontal flip of joint maps (..., V, H, W): the image is mirrored and every channel
+    takes its mirror joint's map (`KeypointLayout.mirror`), so a left wrist stays a left wrist.
+    Equals drawing the maps of the flipped keypoints x -> W - 1 - x (pixel centres)."""
+    maps = np.asarray(maps)
+    if maps.ndim < 3 or maps.shape[-3] != len(mirror):
+        raise SlrbenchError(f"heatmaps: {maps.shape[-3] if maps.ndim >= 3 else None} channels; "
+                            f"expected {len(mirror)}, one per joint of the layout")
+    return np.ascontiguousarray(maps[..., list(mirror), :, ::-1])

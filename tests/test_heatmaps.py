@@ -59,3 +59,38 @@ def test_sigma_follows_the_map_size_with_a_floor() -> None:
         HeatmapConfig(sigma=0)
     with pytest.raises(SlrbenchError, match="expected points"):
         joint_heatmaps(np.zeros((1, 2, 3)), np.zeros((1, 2)), (4, 4), HeatmapConfig())
+
+
+def test_flipping_maps_equals_drawing_the_flipped_keypoints() -> None:
+    from slrbench.datasets.heatmaps import flip_heatmaps
+    from slrbench.datasets.layouts import get_layout
+
+    layout = get_layout("samslr_27")
+    rng = np.random.default_rng(0)
+    width, height = 12, 10
+    points = rng.uniform([0, 0], [width - 1, height - 1], size=(2, 1, 27, 2))
+    scores = rng.uniform(0.2, 1.0, size=(2, 1, 27))
+    config = HeatmapConfig(truncate=None)
+    flipped = points[..., list(layout.mirror), :].copy()  # joint i becomes its mirror
+    flipped[..., 0] = width - 1 - flipped[..., 0]
+    expected = joint_heatmaps(flipped, scores[..., list(layout.mirror)], (height, width),
+                              config, sigma=1.0)
+    maps = joint_heatmaps(points, scores, (height, width), config, sigma=1.0)
+    np.testing.assert_allclose(flip_heatmaps(maps, layout.mirror), expected, atol=1e-6)
+    with pytest.raises(SlrbenchError, match="one per joint"):
+        flip_heatmaps(maps[..., :5, :, :], layout.mirror)
+
+
+def test_the_pose_box_is_the_padded_square_union_of_the_keypoints() -> None:
+    from slrbench.datasets.pose_box import pose_box, to_box
+
+    points = np.array([[[10.0, 20.0], [30.0, 60.0], [99.0, 99.0]],
+                       [[14.0, 22.0], [26.0, 50.0], [0.0, 0.0]]])  # (frames, joints, xy)
+    scores = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])  # the third joint undetected
+    # union box x 10..30, y 20..60; +25 % each side: w 20 -> 30, h 40 -> 60; square: 60 x 60
+    assert pose_box(points, scores) == pytest.approx((-10.0, 10.0, 50.0, 70.0))
+    assert pose_box(points, scores, square=False) == pytest.approx((5.0, 10.0, 35.0, 70.0))
+    inside = to_box(points, (-10.0, 10.0, 50.0, 70.0), (120, 120))
+    np.testing.assert_allclose(inside[0, 0], [40.0, 20.0])  # (10 + 10) * 2, (20 - 10) * 2
+    with pytest.raises(SlrbenchError, match="no detected keypoint"):
+        pose_box(points, np.zeros((2, 3)))
