@@ -116,10 +116,9 @@ def _wlasl_split(name: str, num_classes: int, split: str) -> SplitTable:
     if split not in _SPLIT_NAMES:
         raise SlrbenchError(f"--split: found '{split}' for {name}; expected one of "
                             f"{', '.join(_SPLIT_NAMES)}")
-    rows = [line.split("\t") for line in _read_text("wlasl", "instances.tsv.gz").splitlines()]
-    chosen = [(vid, int(label)) for vid, part, label in rows
+    chosen = [(vid, int(label)) for vid, part, label in _rows("wlasl", "instances.tsv.gz")
               if part == split and int(label) < num_classes]
-    classes = tuple(_read_text("wlasl", "classes.txt").splitlines()[:num_classes])
+    classes = _lines("wlasl", "classes.txt")[:num_classes]
     return SplitTable(name, split, tuple(v for v, _ in chosen),
                       np.array([label for _, label in chosen], dtype=np.int64), classes)
 
@@ -130,12 +129,22 @@ _SPLIT_NAMES = ("train", "val", "test")
 @lru_cache(maxsize=16)
 def _msasl_split(name: str, num_classes: int, split: str) -> SplitTable:
     """MS-ASL<K>: the released val or test clips with label < K, ids by `msasl_id`."""
-    rows = [line.split("\t") for line in _read_text("msasl", "clips.tsv.gz").splitlines()]
-    chosen = [(row[0], int(row[2])) for row in rows
+    chosen = [(row[0], int(row[2])) for row in _rows("msasl", "clips.tsv.gz")
               if row[1] == split and int(row[2]) < num_classes]
-    classes = tuple(_read_text("msasl", "classes.txt").splitlines()[:num_classes])
+    classes = _lines("msasl", "classes.txt")[:num_classes]
     return SplitTable(name, split, tuple(i for i, _ in chosen),
                       np.array([label for _, label in chosen], dtype=np.int64), classes)
+
+
+@lru_cache(maxsize=8)
+def _rows(folder: str, name: str) -> tuple[tuple[str, ...], ...]:
+    """The tab-separated rows of a shipped file, parsed once for all subsets and splits."""
+    return tuple(tuple(line.split("\t")) for line in _read_text(folder, name).splitlines())
+
+
+@lru_cache(maxsize=8)
+def _lines(folder: str, name: str) -> tuple[str, ...]:
+    return tuple(_read_text(folder, name).splitlines())
 
 
 def _read_text(folder: str, name: str) -> str:

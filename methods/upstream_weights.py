@@ -46,6 +46,8 @@ class WeightLayout:
     top_names: tuple[tuple[str, str], ...]  # keys outside the blocks
     reshapes: Mapping[str, Callable[[Tensor], Tensor]]  # upstream rest -> native shape
     constants: tuple[str, ...]  # upstream rests that are checked, not copied
+    # rests renamed by a pattern (numbered parts), tried before `block_names`
+    patterns: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = ()
 
 
 SLGCN_WEIGHTS = WeightLayout(
@@ -66,6 +68,13 @@ SLGCN_WEIGHTS = WeightLayout(
     reshapes={"gcn1.Linear_weight": _as_conv, "gcn1.Linear_bias": _flat},
     constants=("gcn1.eyes", "A"),
 )
+
+def _dsta_tcn(match: re.Match[str]) -> str:
+    """DSTA's three temporal convolutions: tcn, tcn2, tcn3 -> tcns.0 .. 2 (conv/bn -> 0/1)."""
+    which = int(match.group(1) or 1) - 1
+    part = "0" if match.group(3) == "conv" else "1"
+    return f"tcns.{which}.branches.{match.group(2)}.{part}.{match.group(4)}"
+
 
 DSTA_WEIGHTS = WeightLayout(
     family="dsta",
@@ -94,10 +103,9 @@ DSTA_WEIGHTS = WeightLayout(
               "san.Linear_weight": _as_conv, "san.Linear_bias": _flat,
               "san.Edge_conv.alphas": _flat},
     constants=("A",),
+    patterns=((re.compile(r"^tcn(\d?)\.branches\.(\d+)\.(conv|bn)\.(.+)$"), _dsta_tcn),),
 )
 WEIGHT_LAYOUTS = {layout.family: layout for layout in (SLGCN_WEIGHTS, DSTA_WEIGHTS)}
-# DSTA's three temporal convolutions: tcn, tcn2, tcn3 -> tcns.0 .. 2 (branch conv/bn -> 0/1)
-_DSTA_TCN = re.compile(r"^tcn(\d?)\.branches\.(\d+)\.(conv|bn)\.(.+)$")
 
 
 def from_upstream(weights: WeightLayout, state: Mapping[str, Tensor], source: str
@@ -120,11 +128,10 @@ def from_upstream(weights: WeightLayout, state: Mapping[str, Tensor], source: st
 
 
 def _block_name(rest: str, full: str, weights: WeightLayout, source: str) -> str:
-    tcn = _DSTA_TCN.match(rest) if weights is DSTA_WEIGHTS else None
-    if tcn is not None:
-        which = int(tcn.group(1) or 1) - 1
-        part = "0" if tcn.group(3) == "conv" else "1"
-        return f"tcns.{which}.branches.{tcn.group(2)}.{part}.{tcn.group(4)}"
+    for pattern, rename in weights.patterns:
+        match = pattern.match(rest)
+        if match is not None:
+            return rename(match)
     return _rename(rest, weights.block_names, full, weights, source)
 
 

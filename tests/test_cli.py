@@ -6,17 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from slrbench.errors import EXIT_BAD_INPUT
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == EXIT_BAD_INPUT
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0]
+from cli_errors import one_line as assert_one_line_error
 
 
 def test_listings(cli) -> None:

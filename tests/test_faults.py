@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_errors import one_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fusion_fixtures import DATASET, fill_store, make_pair
@@ -57,15 +58,6 @@ def visible(root: Path) -> set[str]:
 def leftovers(root: Path) -> list[str]:
     return [p.name for p in (root / "runs").iterdir() if is_temp_name(p.name)] \
         if (root / "runs").is_dir() else []
-
-
-def one_line(code: int, err: str, *needles: str) -> str:
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_errors import one_line as assert_one_line
 from test_fusion_fixtures import DATASET, STREAMS, fill_store, make_pair
 
-from slrbench.errors import EXIT_BAD_INPUT
 from slrbench.fusion.pipeline import default_options, fuse_records
 from slrbench.metrics import BootstrapConfig, evaluate
 from slrbench.store import RecordStore
@@ -25,14 +25,6 @@ def store_dir(tmp_path: Path) -> Path:
     val, test = make_pair()
     fill_store(RecordStore(tmp_path / "results"), val, test)
     return tmp_path / "results"
-
-
-def assert_one_line(code: int, err: str, *needles: str) -> None:
-    assert code == EXIT_BAD_INPUT
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0]
 
 
 def test_fuse_cli_writes_records_with_ablations(cli, store_dir: Path) -> None:

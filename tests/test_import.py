@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_errors import one_line
 
 from slrbench.datasets.official import official_split
 from slrbench.importers import canonical_id, load_pickle
@@ -47,13 +48,6 @@ def _import(cli, results: Path, path: Path, *options: str, split: str = "test",
 def _stored(results: Path, split: str = "test", stream: str = "j"):
     store = RecordStore(results)
     return store.load_checked(store.latest(split=split, stream=stream)["run_id"])
-
-
-def _one_line(code: int, err: str, *needles: str) -> None:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 # ------------------------------------------------------------------------------- formats
@@ -104,7 +98,7 @@ def test_pyskl_positional_dump_is_aligned_through_the_annotation_order(cli,
     # One row short: positional files must match their order file exactly.
     short = _dump(tmp_path / "short.pkl", [probs[i] for i in order[:-1]])
     code, _, err = _import(cli, tmp_path / "r2", short, "--format", "pyskl", "--ids", str(ann))
-    _one_line(code, err, "179 score rows", "expected 180")
+    one_line(code, err, "179 score rows", "expected 180")
 
 
 def test_mmaction_dump_out_of_order_with_its_id_file_is_caught(cli, tmp_path: Path) -> None:
@@ -121,7 +115,7 @@ def test_mmaction_dump_out_of_order_with_its_id_file_is_caught(cli, tmp_path: Pa
     files = sorted(p.name for p in (tmp_path / "r" / "runs").iterdir())
     code, _, err = _import(cli, tmp_path / "r", _dump(tmp_path / "dump.pkl", rows), "--format",
                            "mmaction", "--ids", str(id_file))
-    _one_line(code, err, "label(s) differ from the registry")
+    one_line(code, err, "label(s) differ from the registry")
     assert sorted(p.name for p in (tmp_path / "r" / "runs").iterdir()) == files
 
 
@@ -141,7 +135,7 @@ def test_nlaslr_columns_are_reordered_by_gloss(cli, tmp_path: Path) -> None:
     results[ids[0]]["ref"] = "no-such-gloss"
     code, _, err = _import(cli, tmp_path / "r", _dump(tmp_path / "bad.pkl", results),
                            "--format", "nlaslr")
-    _one_line(code, err, "not in the class list", "no-such-gloss")
+    one_line(code, err, "not in the class list", "no-such-gloss")
 
 
 def test_npz_and_csv_bring_any_system_in(cli, tmp_path: Path) -> None:
@@ -177,7 +171,7 @@ def test_a_code_executing_pickle_is_refused_and_never_run(cli, tmp_path: Path) -
     evil.write_bytes(pickle.dumps({"sg09_00000": Payload()}))
     (tmp_path / "r").mkdir()
     code, _, err = _import(cli, tmp_path / "r", evil, "--format", "samslr")
-    _one_line(code, err, "refused to load", "system", "nothing in it was run")
+    one_line(code, err, "refused to load", "system", "nothing in it was run")
     assert not marker.exists() and not (tmp_path / "r" / "runs").exists()
     # gzip'd pickles go through the same unpickler
     gz = tmp_path / "evil.pkl.gz"
@@ -221,7 +215,7 @@ def test_bad_ids_and_labels_are_refused_with_counts_and_examples(cli, tmp_path: 
     (tmp_path / "r").mkdir()
     code, _, err = _import(cli, tmp_path / "r", scores, "--format", "samslr", "--labels",
                            str(label_file))
-    _one_line(code, err, needle, "s.pkl")
+    one_line(code, err, needle, "s.pkl")
     assert not (tmp_path / "r" / "runs").exists()
 
 
@@ -249,7 +243,8 @@ def test_bad_options_are_refused_before_anything_is_read(cli, tmp_path: Path, ar
     npz = tmp_path / "s.npz"
     np.savez(npz, sample_ids=np.array(ids), scores=logits)
     code, _, err = _import(cli, tmp_path / "r", npz, *args)
-    _one_line(code, err, needle)
+    assert needle in one_line(code, err)
+    assert not (tmp_path / "r").exists()  # refused before the store was opened
 
 
 def test_canonical_ids_strip_only_what_the_registry_needs() -> None:
@@ -330,7 +325,8 @@ def test_bad_weights_and_groups_are_one_line_errors(cli, tmp_path: Path, args: t
                                                     needle: str) -> None:
     code, _, err = cli("fuse", "--method", "ext", "--dataset", DATASET, *args,
                        "--results", str(tmp_path / "r"))
-    _one_line(code, err, needle)
+    assert needle in one_line(code, err)
+    assert not (tmp_path / "r" / "runs").exists()  # nothing fused, nothing written
 
 
 # ------------------------------------------------------------------- shipped AUTSL registry
@@ -354,7 +350,7 @@ def test_autsl_imports_are_checked_against_the_shipped_official_labels(cli,
                        "--labels", str(_dump(tmp_path / "l.pkl", (names, labels))),
                        "--dataset", "autsl", "--split", "test", "--method", "ext",
                        "--stream", "rgb", "--results", str(tmp_path / "r"))
-    _one_line(code, err, "1 label(s) differ from the registry")
+    one_line(code, err, "1 label(s) differ from the registry")
 
 
 @pytest.mark.shared

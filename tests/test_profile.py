@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_errors import one_line
 
 from slrbench.methods.slgcn import PRESETS, SLGCN
 
@@ -46,5 +47,4 @@ def test_linear_profile_is_closed_form(cli, tmp_path: Path) -> None:
 def test_bad_profile_options_are_one_line_errors(cli, tmp_path: Path, args: tuple,
                                                  needle: str) -> None:
     code, _, err = cli("profile", *args, "--results", str(tmp_path / "r"))
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+    assert needle in one_line(code, err)

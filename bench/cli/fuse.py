@@ -143,14 +143,15 @@ def fuse(
                             "it with --ablate subsets")
     given = {"--seed": seed, "--trials": trials, "--grid": grid, "--level-search": level_search,
              "--groups": groups}
+    group_table = parse_groups(groups)
     recipe = given_recipe(parse_weights(weights), weights_chosen_on, strategy, space,
-                          parse_groups(groups))
+                          group_table)
     options = default_options(
         method, dataset, strategy="fixed" if recipe else strategy, space=space,
         seed=0 if seed is None else seed,
         trials=DEFAULT_TRIALS if trials is None else trials, grid=parse_grid(grid),
         level_search=level_search or "bayes", allow_test_tuning=allow_test_tuning,
-        crossfit=crossfit, groups=parse_groups(groups), recipe=recipe)
+        crossfit=crossfit, groups=group_table, recipe=recipe)
     options.check()
     options.check_given([name for name, value in given.items() if value is not None])
     outcome = fuse_from_store(

@@ -46,8 +46,7 @@ def import_scores(
         labels=labels, ids=ids, selection_split=selection_split, score_kind=score_kind,
         head=head, command=shlex.join(["slrbench", *sys.argv[1:]]),
         bootstrap=bootstrap_config(bootstrap))
-    request.check()  # bad options fail before the store is touched
-    record = run_import(request, open_store(results))
+    record = run_import(request, open_store(results))  # checks the options before reading
     top1 = record.metrics["pi@1"]["value"]
     flags = record_flags(record.meta, record.split)
     missing = record.meta["missing_ids"]

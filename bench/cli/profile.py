@@ -24,7 +24,8 @@ def profile(
     """Profile a method's models: parameters, GFLOPs/sample, samples/s, peak memory."""
     from rich.table import Table
 
-    from slrbench.datasets.registry import get_entry, load_dataset
+    from slrbench.datasets.registry import get_entry
+    from slrbench.datasets.synthsign import SynthSign, SynthSignConfig
     from slrbench.methods.registry import get_method
     from slrbench.profiling import ProfileRequest, store_profile
     from slrbench.profiling import profile as run_profile
@@ -38,9 +39,10 @@ def profile(
     check_counts(None, threads)
     check_range("--steps", steps, 1, 1000)
     store = open_store(results)
-    # The configuration (input shape, recipe) needs a dataset spec; a real dataset without a
-    # local copy lends only its number of classes, the shape comes from the preset.
-    spec = load_dataset(dataset if entry.synthetic else "synthsign-tiny").spec
+    # The configuration (input shape, recipe) needs a dataset spec: SynthSign's metadata (no
+    # arrays are generated); a real dataset lends only its number of classes.
+    source = entry if entry.synthetic else get_entry("synthsign-tiny")
+    spec = SynthSign(SynthSignConfig.preset(source.synthsign_preset or "tiny", seed=0)).spec
     data = run_profile(ProfileRequest(adapter, chosen, spec, entry.num_classes, dataset,
                                       select_device(device), threads, steps))
     path = store_profile(store.root, data)

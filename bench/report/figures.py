@@ -34,8 +34,8 @@ def accuracy_bars(records: list[RunRecord], split: str, path: Path) -> Path:
     plt = _pyplot()
     ordered = sorted(records, key=top1)
     values = [100 * top1(r) for r in ordered]
-    low = [100 * (r.metrics.get("pi@1", {}).get("ci_low") or top1(r)) for r in ordered]
-    high = [100 * (r.metrics.get("pi@1", {}).get("ci_high") or top1(r)) for r in ordered]
+    low = [100 * _bound(r, "ci_low") for r in ordered]
+    high = [100 * _bound(r, "ci_high") for r in ordered]
     labels = [f"{entry_label(r)} {record_flags(r.meta, split)}".rstrip() for r in ordered]
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(ordered) + 1.2))
     errors = np.array([np.subtract(values, low), np.subtract(high, values)])
@@ -48,6 +48,13 @@ def accuracy_bars(records: list[RunRecord], split: str, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _bound(record: RunRecord, key: str) -> float:
+    """An interval end of the stored P-I@1; the point value where no interval was computed."""
+    stored = record.metrics.get("pi@1")
+    value = stored.get(key) if isinstance(stored, dict) else None
+    return float(value) if isinstance(value, (int, float)) else top1(record)
 
 
 def per_class_distribution(records: list[RunRecord], path: Path) -> Path:

@@ -79,8 +79,7 @@ def _unique_labels(entries: list[RunRecord]) -> list[str]:
 
 
 def _compare(a: RunRecord, b: RunRecord, config: BootstrapConfig) -> PairedComparison:
-    common, rows_a, rows_b = np.intersect1d(a.sample_ids, b.sample_ids, return_indices=True)
-    del common  # only the row positions are needed
+    _, rows_a, rows_b = np.intersect1d(a.sample_ids, b.sample_ids, return_indices=True)
     return paired_bootstrap(a.scores[rows_a], b.scores[rows_b], a.labels[rows_a],
                             a.num_classes, a.score_kind, b.score_kind, config)
 

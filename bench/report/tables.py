@@ -294,7 +294,6 @@ def build_report(
 def _class_names(dataset: str, split: str) -> tuple[str, ...] | None:
     """Class names for the confused-pairs table, where the registry ships them."""
     from slrbench.datasets.official import official_split
-    from slrbench.errors import SlrbenchError
 
     try:
         table = official_split(dataset, split)
