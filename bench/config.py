@@ -32,11 +32,13 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[s
             )
         node[leaf] = value
     if "train.epochs" in overrides:
-        _rescale_schedule(result["train"], int(config["train"]["epochs"]), overrides)
+        rescale_schedule(result["train"], int(config["train"]["epochs"]), overrides)
     return result
 
 
-def _rescale_schedule(train: dict[str, Any], recipe_epochs: int, overrides: dict[str, Any]) -> None:
+def rescale_schedule(train: dict[str, Any], recipe_epochs: int, overrides: dict[str, Any]) -> None:
+    """Scale the warm-up and the step milestones of a training section written for
+    `recipe_epochs` epochs to its own `epochs` (except fields named in `overrides`)."""
     epochs = int(train["epochs"])
     factor = epochs / max(recipe_epochs, 1)
     if "warmup_epochs" in train and "train.warmup_epochs" not in overrides:

@@ -44,22 +44,26 @@ class ProfileRequest:
 
 
 def profile(request: ProfileRequest) -> dict[str, Any]:
-    """The profile of every distinct model among the method's streams."""
+    """The profile of every distinct model among the method's training units; every head of a
+    multi-head unit points to the unit's profile (they are one network)."""
     streams: dict[str, dict[str, Any]] = {}
     seen: dict[str, str] = {}  # model identity -> first stream profiled with it
+    adapter = request.method
     with torch_threads(request.threads):
-        for stream in request.method.spec.streams:
-            config = request.method.resolve_config(request.preset, request.spec, stream, {})
+        for unit in adapter.spec.training_units():
+            config = adapter.resolve_config(request.preset, request.spec, unit, {})
+            first, *others = adapter.heads(config)
             identity = config_sha256({"model": config.get("model"), "data": {
                 k: v for k, v in config.get("data", {}).items() if k != "stream"}})
             if identity in seen:
-                streams[stream] = {"same_as": seen[identity]}
-                continue
-            seen[identity] = stream
-            streams[stream] = _profile_stream(request, config)
+                streams[first] = {"same_as": seen[identity]}
+            else:
+                seen[identity] = first
+                streams[first] = _profile_stream(request, config)
+            streams.update({head: {"same_as": first} for head in others})
     return {
         "profile_version": PROFILE_VERSION,
-        "method": request.method.spec.name, "preset": request.preset,
+        "method": adapter.spec.name, "preset": request.preset,
         "dataset": request.dataset, "num_classes": request.num_classes,
         "device": str(request.device), "torch_threads": request.threads,
         "steps": request.steps, "streams": streams,
@@ -71,50 +75,47 @@ def profile(request: ProfileRequest) -> dict[str, Any]:
 
 
 def _profile_stream(request: ProfileRequest, config: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(request.method, SolverAdapter):
+    """One training unit's network: the last stage's loss for a training step, every head at
+    prediction (the adapter's own inputs, `MethodAdapter.example_inputs`)."""
+    adapter = request.method
+    if isinstance(adapter, SolverAdapter):
         return _profile_solver(request)
-    data = config["data"]
-    channels = 3
-    vertices = _vertices(data["layout"])
-    t_eval = int(data["t_store"])
-    t_train = int((data.get("augment") or {}).get("window") or t_eval)
     train_batch = int(config["train"]["batch_size"])
-    model = request.method.build_model(config, request.num_classes).to(request.device)
-    forward = request.method.forward
+    model = adapter.build_model(config, request.num_classes).to(request.device)
+    stage = adapter.stages(config)[-1]
 
-    def inputs(batch: int, frames: int) -> torch.Tensor:
-        return torch.randn(batch, channels, frames, vertices, 1, device=request.device)
+    def inputs(batch: int, train: bool) -> Any:
+        return adapter.example_inputs(config, batch, train, request.device)
 
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        forward(model, inputs(1, t_eval), -1, config)
+        adapter.predict_heads(model, inputs(1, False), config)
     flops = counter.get_total_flops()
 
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     targets = torch.randint(0, request.num_classes, (train_batch,), device=request.device)
-    batch = inputs(train_batch, t_train)
+    batch = inputs(train_batch, True)
 
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(forward(model, batch, 0, config), targets)
+        loss, _ = adapter.training_loss(model, batch, targets, 0, config, stage)
         loss.backward()
         optimizer.step()
 
     model.train()
     train_s = _median_seconds(train_step, request)
-    eval_batch = inputs(train_batch, t_eval)
+    eval_batch = inputs(train_batch, False)
     model.eval()
 
     def infer_step() -> None:
         with torch.inference_mode():
-            forward(model, eval_batch, -1, config)
+            adapter.predict_heads(model, eval_batch, config)
 
     infer_s = _median_seconds(infer_step, request)
     return {
         "params": count_parameters(model),
         "gflops_per_sample": round(flops / 1e9, 4),
-        "input": {"channels": channels, "frames_train": t_train, "frames_eval": t_eval,
-                  "joints": vertices, "batch": train_batch},
+        "input": {**adapter.describe_inputs(config), "batch": train_batch},
         "train_samples_per_s": round(train_batch / train_s, 2),
         "infer_samples_per_s": round(train_batch / infer_s, 2),
         "peak_memory_mb": _peak_memory_mb(request.device),
@@ -152,12 +153,6 @@ def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # kB on Linux
-
-
-def _vertices(layout: str) -> int:
-    from slrbench.datasets.layouts import get_layout
-
-    return get_layout(layout).num_nodes
 
 
 def profile_path(results: Path, method: str, preset: str, dataset: str, device: str) -> Path:

@@ -1,11 +1,18 @@
 """The method contract: a `MethodSpec` (facts shown by `slrbench methods`) and a
-`MethodAdapter` (how the shared runner trains one stream of the method).
+`MethodAdapter` (how the shared runner trains one training unit of the method).
 
 The runner owns everything that is the same for every method (seeding, the training loop,
 selection on val, prediction, records); an adapter only says what is specific: its config,
 its model, its data pipeline and its per-epoch hooks. A `SolverAdapter` (the linear baseline)
 has no epoch loop: it fits on fixed features, chooses its hyper-parameters on val and hands
 back val and test scores; the runner stores them like any other method's.
+
+Multi-head methods (docs/architecture.md#multi-head-methods): one *training unit* may give
+several streams (named prediction heads, one record each: CAMFuse's `rgb`, `pose` and `fused`),
+train in several resumable `Stage` s (single-pathway pre-training, then joint fine-tuning), with
+a loss of its own per stage (several heads, auxiliary terms), and say which input modalities
+each stage and the final prediction may read. The defaults are the single-head, single-stage,
+cross-entropy contract of the skeleton methods, computed exactly as before.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.nn import functional
 from torch.utils.data import Dataset as TorchDataset
 
 from slrbench.datasets.base import Dataset, DatasetSpec
@@ -73,6 +81,21 @@ class MethodSpec:
     published: tuple[PublishedResult, ...] = ()
     fusion: FusionRecipe | None = None
     own_design: bool = False  # slrbench's own method (a baseline): no upstream to follow
+    # Training units that give several streams (heads of one network trained together):
+    # unit -> its streams. A stream not listed is its own unit.
+    units: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def unit_of(self, stream: str) -> str:
+        """The training unit that gives `stream`."""
+        return next((unit for unit, heads in self.units.items() if stream in heads), stream)
+
+    def heads_of(self, unit: str) -> tuple[str, ...]:
+        """The streams (records) one training of `unit` gives."""
+        return self.units.get(unit, (unit,))
+
+    def training_units(self, streams: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """The units to train for `streams` (all streams when None), in stream order."""
+        return tuple(dict.fromkeys(self.unit_of(s) for s in (streams or self.streams)))
 
     @property
     def fidelity(self) -> str:
@@ -81,9 +104,30 @@ class MethodSpec:
         return "reconstruction ◊" if self.reconstruction else "faithful re-implementation"
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One step of a training recipe, trained, selected on val and resumed on its own.
+
+    `modalities`: the inputs its batches may carry (the datasets' `set_modalities`; empty: the
+    pipeline's default, for single-modality methods). `select_on`: the head whose val P-I@1
+    chooses the stage's checkpoint (None: the unit's only head). The next stage starts from the
+    weights this one selected."""
+
+    name: str
+    train: dict[str, Any]  # `slrbench.training.TrainConfig` fields
+    modalities: tuple[str, ...] = ()
+    select_on: str | None = None
+
+
+# The stage name of a single-stage recipe: its work files stay at the top of the work folder.
+SINGLE_STAGE = "train"
+
+
 @dataclass
 class StreamData:
-    """What an adapter hands to the runner for one stream: a torch dataset per split."""
+    """What an adapter hands to the runner for one training unit: a torch dataset per split.
+    Datasets of multi-modal methods also have `set_modalities(names)`; what they yield for a
+    sample is then a dict with exactly those keys."""
 
     train: TorchDataset
     val: TorchDataset
@@ -156,6 +200,42 @@ class MethodAdapter(ABC):
     ) -> torch.Tensor:
         """Logits for a batch; `epoch` is -1 at prediction time."""
         return model(inputs)
+
+    # -- multi-head, multi-stage contract (defaults: one head, one stage, cross-entropy) ---
+    def heads(self, config: dict[str, Any]) -> tuple[str, ...]:
+        """The streams (records) this unit's training gives, in order."""
+        return self.spec.heads_of(config["stream"])
+
+    def stages(self, config: dict[str, Any]) -> tuple[Stage, ...]:
+        return (Stage(SINGLE_STAGE, config["train"]),)
+
+    def prediction_modalities(self, config: dict[str, Any]) -> tuple[str, ...]:
+        """The inputs the val and test predictions may read (empty: the pipeline's default)."""
+        return ()
+
+    def training_loss(self, model: nn.Module, inputs: Any, targets: Tensor, epoch: int,
+                      config: dict[str, Any], stage: Stage) -> tuple[Tensor, Tensor]:
+        """(loss, logits the training accuracy is counted on) for one batch of `stage`."""
+        logits = self.forward(model, inputs, epoch, config)
+        smoothing = float(stage.train.get("label_smoothing", 0.0))
+        return functional.cross_entropy(logits.float(), targets, label_smoothing=smoothing), logits
+
+    def predict_heads(self, model: nn.Module, inputs: Any, config: dict[str, Any],
+                      stage: Stage | None = None) -> dict[str, Tensor]:
+        """Head -> logits for a batch at prediction time; `stage` set: its val selection
+        (only what the stage trains), None: the final val and test predictions."""
+        return {self.heads(config)[0]: self.forward(model, inputs, -1, config)}
+
+    def example_inputs(self, config: dict[str, Any], batch: int, train: bool,
+                       device: torch.device) -> Any:
+        """Random inputs of a training (`train`) or prediction batch, shaped as the method's
+        pipeline yields them (`slrbench profile` times the model on them)."""
+        raise SlrbenchError(f"method '{self.spec.name}': no example inputs; expected "
+                            "MethodAdapter.example_inputs for `slrbench profile`")
+
+    def describe_inputs(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The input shapes `example_inputs` makes, for the profile's record."""
+        return {}
 
     def describe_presets(self) -> list[dict[str, Any]]:
         """Rows for `slrbench methods NAME`: preset, parameter counts, notes."""

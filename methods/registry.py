@@ -13,6 +13,7 @@ _ADAPTERS: dict[str, str] = {
     "dsta": "dsta_adapter:DSTAAdapter",
     "lgf": "lgf_adapter:LGFAdapter",
     "linear": "linear_adapter:LinearAdapter",
+    "camfuse": "camfuse_adapter:CAMFuseAdapter",
 }
 METHOD_NAMES: tuple[str, ...] = tuple(_ADAPTERS)
 

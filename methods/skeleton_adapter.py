@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from slrbench.datasets.base import SPLITS, Dataset, DatasetSpec, PoseArrays
+from slrbench.datasets.layouts import get_layout
 from slrbench.datasets.skeleton import (
     AugmentConfig,
     SkeletonFeeder,
@@ -173,6 +174,19 @@ class SkeletonAdapter(MethodAdapter):
     ) -> torch.Tensor:
         keep = 1.0 if epoch < 0 else self.keep_prob(epoch, config)  # epoch -1: prediction
         return model(inputs, keep)
+
+    def describe_inputs(self, config: dict[str, Any]) -> dict[str, Any]:
+        data = config["data"]
+        t_eval = int(data["t_store"])
+        return {"channels": 3,
+                "frames_train": int((data.get("augment") or {}).get("window") or t_eval),
+                "frames_eval": t_eval, "joints": get_layout(data["layout"]).num_nodes}
+
+    def example_inputs(self, config: dict[str, Any], batch: int, train: bool,
+                       device: torch.device) -> torch.Tensor:
+        shape = self.describe_inputs(config)
+        frames = shape["frames_train" if train else "frames_eval"]
+        return torch.randn(batch, shape["channels"], frames, shape["joints"], 1, device=device)
 
     def stream_data(self, dataset: Dataset, config: dict[str, Any], seed: int) -> StreamData:
         check_pose(dataset, self.spec.name)

@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 from slrbench.datasets.base import Dataset
 from slrbench.datasets.registry import load_dataset
@@ -66,7 +67,8 @@ def test_published_numbers_carry_source_and_tuning_split(method: MethodAdapter) 
 def test_configs_are_reproducible_and_accepted_by_the_runner(method: MethodAdapter,
                                                               tiny: Dataset) -> None:
     solver = isinstance(method, SolverAdapter)
-    for preset, stream in itertools.product(method.spec.presets, method.spec.streams):
+    for preset, stream in itertools.product(method.spec.presets,
+                                            method.spec.training_units()):
         config = method.resolve_config(preset, tiny.spec, stream, {})
         again = method.resolve_config(preset, tiny.spec, stream, {})
         assert canonical_json(config) == canonical_json(again)  # JSON-ready and deterministic
@@ -79,7 +81,7 @@ def test_configs_are_reproducible_and_accepted_by_the_runner(method: MethodAdapt
         assert config["stream"] == stream and config["preset"] == preset
     # The same configuration with a changed field is a different run; unknown fields fail.
     section, field, value = ("fit", "max_iter", 7) if solver else ("train", "epochs", 3)
-    default, first = method.spec.default_preset, method.spec.streams[0]
+    default, first = method.spec.default_preset, method.spec.training_units()[0]
     changed = method.resolve_config(default, tiny.spec, first, {f"{section}.{field}": value})
     assert changed[section][field] == value
     assert config_sha256(changed) != config_sha256(method.resolve_config(default, tiny.spec,
@@ -95,7 +97,7 @@ def test_every_stream_builds_and_predicts(method: MethodAdapter, tiny: Dataset) 
     torch.manual_seed(0)
     preset = method.spec.default_preset
     k = tiny.spec.num_classes
-    for stream in method.spec.streams:
+    for stream in method.spec.training_units():
         config = method.resolve_config(preset, tiny.spec, stream, {})
         if isinstance(method, SolverAdapter):
             one_c = method.resolve_config(preset, tiny.spec, stream, {"fit.c_grid": [1.0]})
@@ -110,15 +112,26 @@ def test_every_stream_builds_and_predicts(method: MethodAdapter, tiny: Dataset) 
             continue
         data = method.stream_data(tiny, config, seed=0)
         model = method.build_model(config, k)
-        batch = torch.stack([data.train[i][0] for i in range(2)])
-        model.train()
-        method.on_epoch_start(model, 0, config)
-        logits = method.forward(model, batch, 0, config)
-        assert logits.shape == (2, k), stream
+        targets = torch.as_tensor(tiny.labels("train")[:2])
+        heads = method.heads(config)
+        assert set(heads) <= set(method.spec.streams)
+        for stage in method.stages(config):  # every stage's loss on its own modalities
+            if stage.modalities:
+                data.train.set_modalities(stage.modalities)  # type: ignore[attr-defined]
+            batch = default_collate([data.train[i][0] for i in range(2)])
+            model.train()
+            method.on_epoch_start(model, 0, config)
+            loss, logits = method.training_loss(model, batch, targets, 0, config, stage)
+            assert logits.shape == (2, k) and torch.isfinite(loss), (stream, stage.name)
+        modalities = method.prediction_modalities(config)
+        if modalities:
+            data.test.set_modalities(modalities)  # type: ignore[attr-defined]
+        batch = default_collate([data.test[i][0] for i in range(2)])
         model.eval()
         with torch.no_grad():
-            predicted = method.forward(model, batch, -1, config)
-        assert torch.isfinite(logits).all() and torch.isfinite(predicted).all(), stream
+            predicted = method.predict_heads(model, batch, config)
+        assert set(predicted) == set(heads), stream
+        assert all(p.shape == (2, k) and torch.isfinite(p).all() for p in predicted.values())
         assert len(data.val) == len(tiny.spec.splits["val"])
         assert len(data.test) == len(tiny.spec.splits["test"])
 

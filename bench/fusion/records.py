@@ -42,7 +42,8 @@ FUSED_PREFIX = "fused"
 def is_fused(entry: Mapping[str, Any]) -> bool:
     """True for a fused record's meta or index row (never an input of another fusion here)."""
     stream = str(entry.get("stream") or "")
-    return stream.startswith(FUSED_PREFIX) or bool(entry.get("fusion")) or bool(
+    # "fused:<strategy>"; a method's own head may be called "fused" (CAMFuse) and is an input.
+    return stream.startswith(FUSED_PREFIX + ":") or bool(entry.get("fusion")) or bool(
         entry.get("fusion_strategy"))
 
 

@@ -131,10 +131,22 @@ class Trainer:
     config: TrainConfig
     device: torch.device
     seed: int = 0
-    forward: Callable[[nn.Module, torch.Tensor, int], torch.Tensor] = field(
+    forward: Callable[[nn.Module, Any, int], torch.Tensor] = field(
         default=lambda model, x, epoch: model(x)
     )
     on_epoch_start: Callable[[nn.Module, int], None] = field(default=lambda model, epoch: None)
+    # Multi-head methods (docs/architecture.md#multi-head-methods). `loss`: (model, inputs,
+    # targets, epoch) -> (loss, logits for the training accuracy); None: cross-entropy of
+    # `forward`. `heads`: (model, inputs) -> head -> logits at prediction; None: `forward`.
+    # `select_on`: the head whose val P-I@1 selects. `modalities`: what the batches carry.
+    loss: Callable[[nn.Module, Any, torch.Tensor, int],
+                   tuple[torch.Tensor, torch.Tensor]] | None = None
+    heads: Callable[[nn.Module, Any], dict[str, torch.Tensor]] | None = None
+    select_on: str | None = None
+    modalities: tuple[str, ...] = ()
+    # Epochs of the earlier stages: a later stage's batch order and augmentation draws go on
+    # from them instead of repeating the first stage's.
+    epoch_offset: int = 0
     # "bar": rich bars (a terminal, one training at a time); "lines": one line per epoch on
     # stdout, readable in logs and from parallel workers; "off". True / False = "bar" / "off".
     progress: bool | str = True
@@ -159,7 +171,7 @@ class Trainer:
         generator = torch.Generator()
         # A per-epoch generator makes the batch order reproducible and resumable without
         # saving loader state.
-        generator.manual_seed(self.seed * 100_003 + epoch)
+        generator.manual_seed(self.seed * 100_003 + self.epoch_offset + epoch)
         return DataLoader(
             dataset,
             batch_size=self.config.batch_size if train else self.config.eval_batch_size,
@@ -173,22 +185,54 @@ class Trainer:
     def _set_epoch(self, dataset: TorchDataset, epoch: int) -> None:
         set_epoch = getattr(dataset, "set_epoch", None)
         if callable(set_epoch):
-            set_epoch(epoch)
+            set_epoch(self.epoch_offset + epoch)
+
+    def _set_modalities(self, dataset: TorchDataset) -> None:
+        if not self.modalities:
+            return
+        set_modalities = getattr(dataset, "set_modalities", None)
+        if not callable(set_modalities):
+            raise SlrbenchError(f"{self.description}: modalities {list(self.modalities)} asked "
+                                f"of a {type(dataset).__name__}, which has no set_modalities")
+        set_modalities(self.modalities)
+
+    def _to_device(self, inputs: Any) -> Any:
+        if isinstance(inputs, dict):  # several modalities
+            return {k: v.to(self.device, non_blocking=True) for k, v in inputs.items()}
+        return inputs.to(self.device, non_blocking=True)
 
     # -- prediction ------------------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, model: nn.Module, dataset: TorchDataset) -> tuple[np.ndarray, np.ndarray]:
-        """Logits (N, K) float32 and labels (N,) in dataset order."""
+    def predict_heads(self, model: nn.Module, dataset: TorchDataset
+                      ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Head -> logits (N, K) float32, and labels (N,), in dataset order. Without `heads`
+        the one head is called "logits"."""
         model.eval()
-        outputs: list[np.ndarray] = []
+        self._set_modalities(dataset)
+        outputs: dict[str, list[np.ndarray]] = {}
         labels: list[np.ndarray] = []
         for inputs, targets, _ in self._loader(dataset, train=False):
-            inputs = inputs.to(self.device, non_blocking=True)
+            inputs = self._to_device(inputs)
             with torch.autocast(self.device.type, enabled=self.amp_enabled):
-                logits = self.forward(model, inputs, -1)
-            outputs.append(logits.float().cpu().numpy())
+                heads = (self.heads(model, inputs) if self.heads is not None
+                         else {"logits": self.forward(model, inputs, -1)})
+            for name, logits in heads.items():
+                outputs.setdefault(name, []).append(logits.float().cpu().numpy())
             labels.append(targets.numpy())
-        return np.concatenate(outputs).astype(np.float32), np.concatenate(labels).astype(np.int64)
+        return ({name: np.concatenate(parts).astype(np.float32)
+                 for name, parts in outputs.items()},
+                np.concatenate(labels).astype(np.int64))
+
+    def predict(self, model: nn.Module, dataset: TorchDataset) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (N, K) float32 of the selection head (the only one without `heads`) and
+        labels (N,) in dataset order."""
+        heads, labels = self.predict_heads(model, dataset)
+        if self.select_on is None and len(heads) == 1:
+            return next(iter(heads.values())), labels
+        if self.select_on not in heads:
+            raise SlrbenchError(f"{self.description}: selection head {self.select_on!r}; "
+                                f"expected one of the predicted heads {sorted(heads)}")
+        return heads[self.select_on], labels
 
     def _evaluate(self, model: nn.Module, dataset: TorchDataset) -> tuple[float, float]:
         """(P-I@1, mean cross-entropy) on `dataset` with the pessimistic tie rule."""
@@ -227,7 +271,6 @@ class Trainer:
         model.to(self.device)
         optimizer = self._make_optimizer(model)
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp_enabled)
-        criterion = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
 
         history: list[dict[str, Any]] = []
         best = {"epoch": -1, "metric": -1.0, "loss": math.inf}
@@ -253,8 +296,9 @@ class Trainer:
                     group["lr"] = lr
                 self.on_epoch_start(model, epoch)
                 self._set_epoch(train_set, epoch)
+                self._set_modalities(train_set)
                 train_loss, train_acc = self._train_epoch(
-                    model, train_set, epoch, optimizer, scaler, criterion, bar
+                    model, train_set, epoch, optimizer, scaler, bar
                 )
                 val_acc, val_loss = self._evaluate(model, val_set)
                 improved = val_acc > best["metric"] or (
@@ -327,7 +371,6 @@ class Trainer:
         epoch: int,
         optimizer: torch.optim.Optimizer,
         scaler: torch.amp.GradScaler,
-        criterion: nn.Module,
         bar: Progress,
     ) -> tuple[float, float]:
         model.train()
@@ -335,11 +378,10 @@ class Trainer:
         batch_task = bar.add_task(f"  epoch {epoch + 1}", total=len(loader))
         total_loss, correct, seen = 0.0, 0, 0
         for inputs, targets, _ in loader:
-            inputs = inputs.to(self.device, non_blocking=True)
+            inputs = self._to_device(inputs)
             targets = targets.to(self.device, non_blocking=True)
             with torch.autocast(self.device.type, enabled=self.amp_enabled):
-                logits = self.forward(model, inputs, epoch)
-                loss = criterion(logits.float(), targets)
+                loss, logits = self._batch_loss(model, inputs, targets, epoch)
             if not torch.isfinite(loss):
                 raise SlrbenchError(
                     f"training diverged at epoch {epoch}: loss is {float(loss.detach())}; "
@@ -358,6 +400,16 @@ class Trainer:
             bar.advance(batch_task)
         bar.remove_task(batch_task)
         return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+    def _batch_loss(self, model: nn.Module, inputs: Any, targets: torch.Tensor,
+                    epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.loss is not None:
+            return self.loss(model, inputs, targets, epoch)
+        logits = self.forward(model, inputs, epoch)
+        smoothing = self.config.label_smoothing
+        return nn.functional.cross_entropy(logits.float(), targets,
+                                           label_smoothing=smoothing), logits
 
 
 def print_line(text: str) -> None:

@@ -13,6 +13,11 @@ A run is planned before anything trains:
    `restart=True`;
 4. the rest trains, in `Compute.jobs` worker processes with `Compute.threads` torch threads
    each, or in this process when one job suffices.
+
+The unit of planning is a *training unit* (`MethodSpec.units`): usually one stream, for a
+multi-head method one network whose heads are several streams. A unit trains through its
+adapter's stages (each resumable in its own work folder) and stores one val and one test
+record per head, all committed together.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from rich.console import Console
 from slrbench import __version__
 from slrbench.datasets.base import Dataset
 from slrbench.errors import MAX_SEED, SlrbenchError, check_range
-from slrbench.methods.base import MethodAdapter, SolverAdapter
+from slrbench.methods.base import MethodAdapter, SolverAdapter, Stage
 from slrbench.metrics import (
     DEFAULT_BOOTSTRAP,
     METRIC_DEFINITIONS_VERSION,
@@ -113,13 +118,18 @@ class StreamOutcome:
 
 @dataclass
 class StreamTask:
-    """One stream of one request, resolved."""
+    """One training unit of one request, resolved: `stream` names the unit, `heads` the
+    streams its records carry (just `stream` for a single-head method)."""
 
     request: RunRequest
     stream: str
     config: dict[str, Any]
     config_hash: str
     training_hash: str
+    heads: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.heads = self.heads or (self.stream,)
 
     @property
     def method(self) -> str:
@@ -129,9 +139,13 @@ class StreamTask:
     def label(self) -> str:
         return f"{self.method}/{self.stream}"
 
-    def identity(self) -> dict[str, Any]:
+    @property
+    def multi_head(self) -> bool:
+        return self.heads != (self.stream,)
+
+    def identity(self, head: str | None = None) -> dict[str, Any]:
         return {"method": self.method, "dataset": self.request.dataset.spec.name,
-                "stream": self.stream, "seed": self.request.seed,
+                "stream": head or self.stream, "seed": self.request.seed,
                 "config_sha256": self.config_hash}
 
 
@@ -141,31 +155,37 @@ def run(request: RunRequest, store: RecordStore, console: Console | None = None,
     return run_all([request], store, console, jobs, threads)[0]
 
 
+def _units(request: RunRequest) -> tuple[str, ...]:
+    return request.method.spec.training_units(request.streams)
+
+
 def run_all(requests: Sequence[RunRequest], store: RecordStore, console: Console | None = None,
             jobs: int | None = None, threads: int | None = None) -> list[list[StreamOutcome]]:
     """Plan and run several requests together, so identical trainings across methods happen
-    once; returns the outcomes per request, in stream order. ``jobs`` / ``threads``: see
-    `Compute.resolve` (defaults sized to the streams that really need training)."""
+    once; returns the outcomes per request, one per stream (head) of the units trained, in
+    stream order. ``jobs`` / ``threads``: see `Compute.resolve` (defaults sized to the units
+    that really need training)."""
     quiet = not any(r.progress for r in requests)
     console = console or Console(quiet=quiet, emoji=False)
-    tasks = [_plan(request, stream) for request in requests for stream in request.streams]
-    outcomes: dict[int, StreamOutcome] = {}
+    tasks = [_plan(request, unit) for request in requests for unit in _units(request)]
+    outcomes: dict[int, list[StreamOutcome]] = {}
     to_train: list[int] = []
     copies: dict[int, int] = {}  # task -> the task in this run whose training it shares
     first_by_training: dict[str, int] = {}
     for i, task in enumerate(tasks):
-        existing = _existing(store, task.identity())
-        if len(existing) == len(EVAL_SPLITS) and not task.request.rerun:
+        existing = _existing(store, task)
+        if existing is not None and not task.request.rerun:
             console.print(f"[dim]{task.label}: records exist (config {task.config_hash[:8]}), "
                           "skipped[/dim]")
             outcomes[i] = _outcome_from_rows(task, "skipped", existing, store)
             continue
-        stored = None if task.request.rerun else _same_training(store, task)
+        # Sharing a training is for single-head units (a skeleton stream in two methods).
+        stored = None if task.request.rerun or task.multi_head else _same_training(store, task)
         if stored is not None:
-            outcomes[i] = reuse_records(task, stored, store)
+            outcomes[i] = [reuse_records(task, stored, store)]
             console.print(f"{task.label}: same training as {stored['test']['method']}/"
                           f"{stored['test']['stream']} (stored), records reused")
-        elif task.training_hash in first_by_training:
+        elif task.training_hash in first_by_training and not task.multi_head:
             copies[i] = first_by_training[task.training_hash]
         else:
             first_by_training[task.training_hash] = i
@@ -181,23 +201,25 @@ def run_all(requests: Sequence[RunRequest], store: RecordStore, console: Console
         trained = _train_tasks([tasks[i] for i in to_train], store, compute, console)
         outcomes.update(zip(to_train, trained, strict=True))
     for i, source in copies.items():
-        rows = {s: store.find(run_id=run_id)[0] for s, run_id in outcomes[source].run_ids.items()}
-        outcomes[i] = reuse_records(tasks[i], rows, store)
+        (first,) = outcomes[source]
+        rows = {s: store.find(run_id=run_id)[0] for s, run_id in first.run_ids.items()}
+        outcomes[i] = [reuse_records(tasks[i], rows, store)]
         console.print(f"{tasks[i].label}: same training as {tasks[source].label}, records reused")
 
     result, start = [], 0
     for request in requests:
-        result.append([outcomes[start + k] for k in range(len(request.streams))])
-        start += len(request.streams)
+        count = len(_units(request))
+        result.append([o for k in range(count) for o in outcomes[start + k]])
+        start += count
     return result
 
 
 # ------------------------------------------------------------------------------------ planning
 
 
-def _plan(request: RunRequest, stream: str) -> StreamTask:
+def _plan(request: RunRequest, unit: str) -> StreamTask:
     adapter, spec = request.method, request.dataset.spec
-    config = adapter.resolve_config(request.preset, spec, stream, dict(request.overrides or {}))
+    config = adapter.resolve_config(request.preset, spec, unit, dict(request.overrides or {}))
     if request.init is not None:  # other starting weights: another run and another training
         config["init"] = {"checkpoint": request.init.name,
                           "checkpoint_sha256": sha256_file(request.init)}
@@ -207,15 +229,19 @@ def _plan(request: RunRequest, stream: str) -> StreamTask:
                     "splits": {s: spec.split_sha256(s) for s in spec.splits}},
         "seed": request.seed,
     }
-    return StreamTask(request, stream, config, config_sha256(config), config_sha256(training))
+    return StreamTask(request, unit, config, config_sha256(config), config_sha256(training),
+                      adapter.heads(config))
 
 
-def _existing(store: RecordStore, identity: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for split in EVAL_SPLITS:
-        row = store.latest(split=split, **identity)
-        if row is not None:
-            found[split] = row
+def _existing(store: RecordStore, task: StreamTask) -> dict[str, dict[str, dict[str, Any]]] | None:
+    """head -> split -> stored row when every head of the unit has both records, else None."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for head in task.heads:
+        for split in EVAL_SPLITS:
+            row = store.latest(split=split, **task.identity(head))
+            if row is None:
+                return None
+            found.setdefault(head, {})[split] = row
     return found
 
 
@@ -229,12 +255,13 @@ def _same_training(store: RecordStore, task: StreamTask) -> dict[str, dict[str, 
     return max(complete, key=lambda p: p["test"]["finished_at"] or "") if complete else None
 
 
-def _outcome_from_rows(task: StreamTask, status: str, rows: dict[str, dict[str, Any]],
-                       store: RecordStore) -> StreamOutcome:
-    return StreamOutcome(
-        task.stream, status, {s: r["run_id"] for s, r in rows.items()},
-        {s: store.load(r["run_id"]).metrics for s, r in rows.items()}, method=task.method,
-    )
+def _outcome_from_rows(task: StreamTask, status: str,
+                       rows: dict[str, dict[str, dict[str, Any]]],
+                       store: RecordStore) -> list[StreamOutcome]:
+    return [StreamOutcome(head, status, {s: r["run_id"] for s, r in by_split.items()},
+                          {s: store.load(r["run_id"]).metrics for s, r in by_split.items()},
+                          method=task.method)
+            for head, by_split in rows.items()]
 
 
 def _workdir(store: RecordStore, task: StreamTask) -> Path:
@@ -247,18 +274,24 @@ def _check_interrupted(task: StreamTask, store: RecordStore, holding_lock: bool 
     """Refuse to silently restart or continue an interrupted stream (checked before any
     training starts, so a run never stops halfway on this)."""
     workdir = _workdir(store, task)
-    if not (workdir / CHECKPOINT_FILE).exists():
+    checkpoints = sorted(workdir.glob(f"**/{CHECKPOINT_FILE}"))  # one per stage begun
+    if not checkpoints:
         return
     if not holding_lock and _held_elsewhere(_identity_lock(store, task)):
         return  # another process is training it now: train_stream waits, then checks again
     if task.request.restart:
         shutil.rmtree(workdir)
     elif not task.request.resume:
-        epoch = int(load_checkpoint(workdir / CHECKPOINT_FILE)["epoch"]) + 1
+        stages = {_stage_dir(workdir, i, stage, 2): stage
+                  for i, stage in enumerate(task.request.method.stages(task.config))}
+        last = checkpoints[-1]
+        stage = stages.get(last.parent)
+        epochs = (stage or Stage("", task.config["train"])).train["epochs"]
+        where = f" of stage '{stage.name}'" if stage is not None and len(stages) > 1 else ""
+        epoch = int(load_checkpoint(last)["epoch"]) + 1
         raise SlrbenchError(
             f"{workdir}: an interrupted run of stream '{task.stream}' stopped after epoch "
-            f"{epoch}/{task.config['train']['epochs']}; pass --resume to continue it or "
-            "--restart to discard it"
+            f"{epoch}/{epochs}{where}; pass --resume to continue it or --restart to discard it"
         )
 
 
@@ -266,7 +299,7 @@ def _check_interrupted(task: StreamTask, store: RecordStore, holding_lock: bool 
 
 
 def _train_tasks(tasks: list[StreamTask], store: RecordStore, compute: Compute,
-                 console: Console) -> list[StreamOutcome]:
+                 console: Console) -> list[list[StreamOutcome]]:
     parallel = compute.jobs > 1 and len(tasks) > 1 and all(_picklable(t) for t in tasks)
     if not parallel:
         bars = compute.jobs == 1 and console.is_terminal
@@ -307,9 +340,10 @@ def _picklable(task: StreamTask) -> bool:
 
 @dataclass
 class _Fitted:
-    """One stream, fitted: what either fitter (epoch loop or solver) leaves for the records."""
+    """One unit, fitted: what either fitter (epoch loop or solver) leaves for the records."""
 
-    scores: dict[str, tuple[np.ndarray, float]]  # split -> (scores, seconds to predict)
+    scores: dict[str, dict[str, np.ndarray]]  # head -> split -> scores
+    predict_s: dict[str, float]  # split -> seconds to predict every head
     labels: dict[str, np.ndarray]  # split -> labels in the order of the scores
     checkpoint: Path
     params: int
@@ -319,7 +353,7 @@ class _Fitted:
 
 
 def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
-                 progress: str) -> StreamOutcome:
+                 progress: str) -> list[StreamOutcome]:
     """Fit one stream, predict val and test with what val selected, store both records as one
     group. Two processes asked for the same stream serialise on its lock; the second then finds
     the first one's records and skips (docs/store.md#concurrent-writers)."""
@@ -329,8 +363,8 @@ def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
     if _held_elsewhere(lock):
         say(f"{task.label}: another process is training this stream; waiting for it")
     with lock:
-        existing = {} if task.request.rerun else _existing(store, task.identity())
-        if len(existing) == len(EVAL_SPLITS):
+        existing = None if task.request.rerun else _existing(store, task)
+        if existing is not None:
             say(f"{task.label}: stored by the other process meanwhile, skipped")
             return _outcome_from_rows(task, "skipped", existing, store)
         _check_interrupted(task, store, holding_lock=True)  # the other one may have died
@@ -344,9 +378,10 @@ def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
         # The selected weights now live under checkpoints/; the resume state is no longer needed.
         shutil.rmtree(_workdir(store, task), ignore_errors=True)
     if progress == "lines":
-        test = outcome.metrics["test"]["pi@1"]["value"]
+        tests = ", ".join((f"{o.stream} " if task.multi_head else "")
+                          + f"{100 * o.metrics['test']['pi@1']['value']:.1f} %" for o in outcome)
         print_line(f"{task.label}: done in {time.perf_counter() - tic:.0f} s, test P-I@1 "
-                   f"{100 * test:.1f} %")
+                   f"{tests}")
     return outcome
 
 
@@ -365,8 +400,56 @@ def _held_elsewhere(lock: FileLock) -> bool:
     return False
 
 
+def _stage_dir(workdir: Path, index: int, stage: Stage, count: int) -> Path:
+    """A single-stage recipe works at the top of the work folder (as before stages existed);
+    each stage of a longer recipe in its own numbered folder."""
+    return workdir if count == 1 else workdir / f"stage{index + 1}-{stage.name}"
+
+
+def _stage_trainer(task: StreamTask, stage: Stage | None, progress: str,
+                   epoch_offset: int = 0) -> Trainer:
+    """A trainer for one stage (its loss, selection head and modalities), or with `stage`
+    None the predictor of the final val and test scores (every head, the prediction
+    modalities)."""
+    request, config = task.request, task.config
+    adapter = request.method
+    single = _plain_contract(adapter) and not task.multi_head
+    train = stage.train if stage is not None else config["train"]
+    trainer = Trainer(
+        config=TrainConfig.from_dict({**train, "epochs": max(1, int(train["epochs"]))}
+                                     if stage is None else train),
+        device=request.device,
+        seed=request.seed,
+        forward=lambda m, x, epoch: adapter.forward(m, x, epoch, config),
+        on_epoch_start=lambda m, epoch: adapter.on_epoch_start(m, epoch, config),
+        progress=progress if stage is not None else "off",
+        description=task.label if single or stage is None else f"{task.label} [{stage.name}]",
+        epoch_offset=epoch_offset,
+    )
+    if single:
+        return trainer  # the plain contract: forward + cross-entropy, one head
+    if stage is None:
+        trainer.heads = lambda m, x: adapter.predict_heads(m, x, config)
+        trainer.modalities = adapter.prediction_modalities(config)
+        return trainer
+    trainer.loss = lambda m, x, y, epoch: adapter.training_loss(m, x, y, epoch, config, stage)
+    trainer.heads = lambda m, x: adapter.predict_heads(m, x, config, stage)
+    trainer.select_on = stage.select_on or task.heads[0]
+    trainer.modalities = stage.modalities
+    return trainer
+
+
+def _plain_contract(adapter: MethodAdapter) -> bool:
+    """The adapter keeps the single-stage, cross-entropy contract (the skeleton methods): the
+    runner then trains exactly as it did before multi-head methods existed."""
+    kind = type(adapter)
+    return all(getattr(kind, hook) is getattr(MethodAdapter, hook)
+               for hook in ("stages", "training_loss", "predict_heads", "prediction_modalities"))
+
+
 def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
-    """The shared epoch loop: train, keep the epoch val selects, predict val and test."""
+    """The shared epoch loop, stage by stage: train, keep the epoch val selects, start the
+    next stage from it; then predict val and test with every head."""
     request, config = task.request, task.config
     adapter, dataset = request.method, request.dataset
     data = adapter.stream_data(dataset, config, request.seed)
@@ -375,43 +458,72 @@ def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
         _load_init(model, request.init)
     if request.init is not None and config["train"]["epochs"] == 0:
         return _evaluate_only(task, store, model, data)
-    trainer = Trainer(
-        config=TrainConfig.from_dict(config["train"]),
-        device=request.device,
-        seed=request.seed,
-        forward=lambda m, x, epoch: adapter.forward(m, x, epoch, config),
-        on_epoch_start=lambda m, epoch: adapter.on_epoch_start(m, epoch, config),
-        progress=progress,
-        description=task.label,
-    )
-    result = trainer.fit(model, data.train, data.val, _workdir(store, task),
-                         resume=request.resume)
-    model.load_state_dict(result.best_state)
+    stages = adapter.stages(config)
+    workdir = _workdir(store, task)
+    results, offset = [], 0
+    for index, stage in enumerate(stages):
+        trainer = _stage_trainer(task, stage, progress, offset)
+        stage_dir = _stage_dir(workdir, index, stage, len(stages))
+        result = trainer.fit(model, data.train, data.val, stage_dir, resume=request.resume)
+        model.load_state_dict(result.best_state)
+        results.append(result)
+        offset += result.epochs_run
+    if len(stages) > 1:
+        _merge_stage_logs(workdir, stages)
     checkpoint = _store_checkpoint(store, task, checkpoint_bytes({"model": model.state_dict()}),
                                    ".pt")
-    scores, labels = _predict_splits(task, trainer, model, data)
+    scores, predict_s, labels = _predict_splits(task, _stage_trainer(task, None, "off"),
+                                                model, data)
+    selection: dict[str, Any] = {"selection_metric": "pi@1 (ties: lower val cross-entropy)",
+                                 "selected_epoch": results[-1].best_epoch}
+    if len(stages) > 1:
+        selection["stages"] = [
+            {"name": stage.name, "epochs": result.epochs_run, "selected_epoch": result.best_epoch,
+             "select_on": stage.select_on or task.heads[0], "val_pi@1": result.best_metric,
+             "modalities": list(stage.modalities), "train_s": round(result.train_time_s, 3)}
+            for stage, result in zip(stages, results, strict=True)]
+    resumed = next((r.resumed_from for r in results if r.resumed_from is not None), None)
     return _Fitted(
-        scores, labels, checkpoint, count_parameters(model),
-        {"selection_metric": "pi@1 (ties: lower val cross-entropy)",
-         "selected_epoch": result.best_epoch},
-        {"train_s": round(result.train_time_s, 3), "epochs": result.epochs_run,
-         "resumed_from_epoch": result.resumed_from},
-        status="resumed" if result.resumed_from is not None else "trained",
+        scores, predict_s, labels, checkpoint, count_parameters(model), selection,
+        {"train_s": round(sum(r.train_time_s for r in results), 3),
+         "epochs": sum(r.epochs_run for r in results), "resumed_from_epoch": resumed},
+        status="resumed" if any(r.resumed_from is not None for r in results) else "trained",
     )
 
 
-def _predict_splits(task: StreamTask, trainer: Trainer, model: torch.nn.Module, data: Any
-                    ) -> tuple[dict[str, tuple[np.ndarray, float]], dict[str, np.ndarray]]:
-    """Val and test logits (with the seconds each took) and labels, checked against the
-    registry order."""
-    scores, labels = {}, {}
+def _merge_stage_logs(workdir: Path, stages: tuple[Stage, ...]) -> None:
+    """One log for the record: every stage's epochs in order, each line naming its stage."""
+    import json
+
+    lines = []
+    for index, stage in enumerate(stages):
+        log = _stage_dir(workdir, index, stage, len(stages)) / LOG_FILE
+        for line in log.read_text().splitlines():
+            lines.append(json.dumps({"stage": stage.name, **json.loads(line)}) + "\n")
+    atomic_write_bytes(workdir / LOG_FILE, "".join(lines).encode())
+
+
+def _predict_splits(task: StreamTask, predictor: Trainer, model: torch.nn.Module, data: Any
+                    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, float],
+                               dict[str, np.ndarray]]:
+    """Val and test logits of every head (head -> split -> logits), the seconds each split
+    took, and the labels, checked against the registry order."""
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    predict_s, labels = {}, {}
     for split in EVAL_SPLITS:
         tic = time.perf_counter()
-        logits, labels[split] = trainer.predict(model, getattr(data, split))
-        scores[split] = (logits, time.perf_counter() - tic)
+        heads, labels[split] = predictor.predict_heads(model, getattr(data, split))
+        predict_s[split] = time.perf_counter() - tic
+        if not task.multi_head:  # the single head is unnamed in the plain contract
+            heads = {task.heads[0]: next(iter(heads.values()))}
+        if set(heads) != set(task.heads):
+            raise SlrbenchError(f"{task.label}: predicted heads {sorted(heads)}; expected "
+                                f"{list(task.heads)} (MethodAdapter.heads)")
+        for head in task.heads:
+            scores.setdefault(head, {})[split] = heads[head]
         _check_labels(labels[split], task.request.dataset.labels(split),
                       f"{task.label} {split} predictions")
-    return scores, labels
+    return scores, predict_s, labels
 
 
 def _load_init(model: torch.nn.Module, path: Path) -> None:
@@ -428,16 +540,12 @@ def _evaluate_only(task: StreamTask, store: RecordStore, model: torch.nn.Module,
     """--init with --epochs 0: score released weights on val and test, no training, no
     selection here (it happened upstream, on a split slrbench cannot know)."""
     request = task.request
-    trainer = Trainer(config=TrainConfig.from_dict({**task.config["train"], "epochs": 1}),
-                      device=request.device, seed=request.seed,
-                      forward=lambda m, x, epoch: request.method.forward(m, x, epoch,
-                                                                       task.config),
-                      progress="off", description=task.label)
     model.to(request.device)
     checkpoint = _store_checkpoint(store, task, checkpoint_bytes({"model": model.state_dict()}),
                                    ".pt")
-    scores, labels = _predict_splits(task, trainer, model, data)
-    return _Fitted(scores, labels, checkpoint, count_parameters(model),
+    scores, predict_s, labels = _predict_splits(task, _stage_trainer(task, None, "off"), model,
+                                                data)
+    return _Fitted(scores, predict_s, labels, checkpoint, count_parameters(model),
                    {"selection_metric": None, "selected_epoch": None,
                     "selection_split": "unknown"},
                    {"train_s": 0.0, "epochs": 0, "resumed_from_epoch": None},
@@ -455,7 +563,8 @@ def _fit_solver(task: StreamTask, store: RecordStore) -> _Fitted:
     write_npz(buffer, fit.state)
     checkpoint = _store_checkpoint(store, task, buffer.getvalue(), ".npz")
     return _Fitted(
-        {split: (fit.scores[split], fit.predict_s[split]) for split in EVAL_SPLITS},
+        {task.stream: {split: fit.scores[split] for split in EVAL_SPLITS}},
+        {split: fit.predict_s[split] for split in EVAL_SPLITS},
         {split: dataset.labels(split) for split in EVAL_SPLITS},
         checkpoint, fit.params,
         {"selection_metric": "pi@1 on val (ties: the smaller C)", "selected_epoch": None,
@@ -465,8 +574,8 @@ def _fit_solver(task: StreamTask, store: RecordStore) -> _Fitted:
 
 
 def _store_records(task: StreamTask, store: RecordStore, compute: Compute, fitted: _Fitted,
-                   started_at: str, tic: float) -> StreamOutcome:
-    """The val and test records of a fitted stream, committed together."""
+                   started_at: str, tic: float) -> list[StreamOutcome]:
+    """The val and test records of every head of a fitted unit, committed together."""
     request, config = task.request, task.config
     adapter, dataset = request.method, request.dataset
     spec = dataset.spec
@@ -510,12 +619,14 @@ def _store_records(task: StreamTask, store: RecordStore, compute: Compute, fitte
     }
     records = []
     log = _workdir(store, task) / LOG_FILE
-    for split in EVAL_SPLITS:
-        logits, predict_s = fitted.scores[split]
+    for head, split in ((h, s) for h in task.heads for s in EVAL_SPLITS):
+        logits, predict_s = fitted.scores[head][split], fitted.predict_s[split]
         labels = fitted.labels[split]
         ids = np.asarray(spec.splits[split])
         evaluation = evaluate(logits, labels, spec.num_classes, bootstrap=request.bootstrap)
         meta = dict(shared)
+        if task.multi_head:  # one record per head; `unit` names the training they share
+            meta.update({"stream": head, "unit": task.stream})
         meta.update(
             {
                 "split": split,
@@ -545,11 +656,11 @@ def _store_records(task: StreamTask, store: RecordStore, compute: Compute, fitte
         )
         records.append((record, {LOG_FILE: log} if log.exists() else None))
     store.add_group(records)
-    return StreamOutcome(
-        task.stream, fitted.status,
-        {r.split: r.run_id for r, _ in records}, {r.split: r.metrics for r, _ in records},
-        method=task.method,
-    )
+    return [StreamOutcome(head, fitted.status,
+                          {r.split: r.run_id for r, _ in records if r.stream == head},
+                          {r.split: r.metrics for r, _ in records if r.stream == head},
+                          method=task.method)
+            for head in task.heads]
 
 
 def _run_id(meta: dict[str, Any]) -> str:

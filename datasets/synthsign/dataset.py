@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +21,7 @@ from filelock import FileLock
 
 from slrbench import paths
 from slrbench.datasets.base import SPLITS, DatasetSpec, PoseArrays, SensorArrays
+from slrbench.datasets.frame_cache import FrameCache
 from slrbench.errors import SlrbenchError
 from slrbench.store.atomic import atomic_write_with
 
@@ -131,7 +131,7 @@ class SynthSign:
             },
         )
         self._arrays: dict[str, dict[str, np.ndarray]] | None = None
-        self._rgb: dict[tuple[str, int, int], np.ndarray] = {}
+        self._rgb: dict[tuple[str, int, int], FrameCache] = {}
 
     # ------------------------------------------------------------------------------------
     # Small accessors
@@ -311,40 +311,27 @@ class SynthSign:
         idx = self.frame_indices(m.n_frames, frames)
         return render_clip(m, idx, size, self.config, np.random.default_rng(self._seeds(x)[3]))
 
-    def _iter_rgb(self, split: str, size: int, frames: int) -> Iterator[np.ndarray]:
-        for i in range(len(self._samples[split])):
-            yield self.render_sample(split, i, size, frames)
-
-    def rgb(self, split: str, size: int = RGB_SIZE, frames: int = 16) -> np.ndarray:
-        """(N, frames, size, size, 3) uint8, frames sampled uniformly over each clip; rendered
-        on first request and cached in memory and on disk per (split, size, frames)."""
+    def frame_cache(self, split: str, size: int = RGB_SIZE, frames: int = 16) -> FrameCache:
+        """The split's rendered frames, `frames` per clip spread uniformly over it, each clip
+        rendered on first use and the whole split cached in memory and on disk per
+        (split, size, frames) (docs/formats/video.md#decoded-frame-cache)."""
         samples = self._check_split(split)
         if int(size) < 16 or int(frames) < 1:
             raise SlrbenchError(f"SynthSign.rgb: size={size}, frames={frames}; expected "
                                 "size >= 16 and frames >= 1")
         key = (split, int(size), int(frames))
-        if key in self._rgb:
-            return self._rgb[key]
-        path = self.cache_path / _RGB_FILE.format(split=split, size=int(size), frames=int(frames))
-        shape = (len(samples), int(frames), int(size), int(size), 3)
-        if path.exists():
-            try:
-                arr = np.load(path)
-                if arr.shape != shape or arr.dtype != np.uint8:
-                    raise ValueError(f"shape {arr.shape} {arr.dtype}, expected {shape} uint8")
-                self._rgb[key] = arr
-                return arr
-            except Exception as exc:
-                warnings.warn(f"SynthSign RGB cache {path} is unreadable ({type(exc).__name__}: "
-                              f"{exc}); re-rendering it", RuntimeWarning, stacklevel=2)
-        arr = np.empty(shape, np.uint8)
-        for i, clip in enumerate(self._iter_rgb(split, int(size), int(frames))):
-            arr[i] = clip
-        self.cache_path.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.cache_path / ".lock")):
-            atomic_write_with(path, lambda fh: np.save(fh, arr))
-        self._rgb[key] = arr
-        return arr
+        if key not in self._rgb:
+            path = self.cache_path / _RGB_FILE.format(split=split, size=int(size),
+                                                      frames=int(frames))
+            self._rgb[key] = FrameCache(
+                len(samples), (int(frames), int(size), int(size)),
+                lambda i: self.render_sample(split, i, int(size), int(frames)), path)
+        return self._rgb[key]
+
+    def rgb(self, split: str, size: int = RGB_SIZE, frames: int = 16) -> np.ndarray:
+        """(N, frames, size, size, 3) uint8, frames sampled uniformly over each clip (rendered
+        on first request; see `frame_cache`)."""
+        return self.frame_cache(split, size, frames).array()
 
     # ------------------------------------------------------------------------------------
 

@@ -1,0 +1,212 @@
+"""The shared video pipeline: the decoded-frame cache, the pose-box crop through one affine
+transform for RGB and heatmaps, mirrors, modalities that are never read when left out, and the
+multi-clip test protocol (docs/formats/video.md)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from slrbench.datasets import video
+from slrbench.datasets.base import PoseArrays
+from slrbench.datasets.frame_cache import FrameCache
+from slrbench.datasets.heatmaps import HeatmapConfig, flip_heatmaps
+from slrbench.datasets.layouts import get_layout
+from slrbench.datasets.video import (
+    RGB_MEAN,
+    RGB_STD,
+    VideoAugment,
+    VideoConfig,
+    VideoFeeder,
+    crop_transform,
+)
+from slrbench.errors import SlrbenchError
+
+LAYOUT = "samslr_27"
+V = get_layout(LAYOUT).num_nodes
+SIZE = 32  # frame side in pixels (pose pixels and decoded pixels alike)
+
+
+def _clips(n: int, frames: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, frames, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+class _Decoder:
+    def __init__(self, clips: np.ndarray) -> None:
+        self.clips, self.calls = clips, [0] * len(clips)
+
+    def __call__(self, index: int) -> np.ndarray:
+        self.calls[index] += 1
+        return self.clips[index]
+
+
+def _pose(n: int, frames: int = 6) -> PoseArrays:
+    """Keypoints spread over the whole frame so the pose box is the frame itself."""
+    data = np.zeros((n, frames, V, 3), np.float32)
+    data[..., 2] = 1.0
+    data[:, :, 0, :2] = (0.0, 0.0)
+    data[:, :, 1, :2] = (SIZE, SIZE)
+    data[:, :, 2:, :2] = SIZE / 2
+    return PoseArrays(data, np.full(n, frames), LAYOUT, (SIZE, SIZE))
+
+
+def _feeder(n: int = 3, train: bool = False, **changes: object) -> tuple[VideoFeeder, _Decoder]:
+    decoder = _Decoder(_clips(n))
+    config = VideoConfig(layout=LAYOUT, rgb_size=SIZE, rgb_frames=4, pose_frames=4,
+                         heatmap_size=8, decode_size=SIZE, decode_frames=4, box_padding=0.0,
+                         heatmap=HeatmapConfig(min_sigma=1.0), **changes)  # type: ignore[arg-type]
+    cache = FrameCache(n, (4, SIZE, SIZE), decoder)
+    return VideoFeeder(cache, _pose(n), np.arange(n), config, (SIZE, SIZE), train=train), decoder
+
+
+def _pixels(rgb: torch.Tensor) -> np.ndarray:
+    """(3, T, S, S) normalised -> (T, S, S, 3) in 0-255."""
+    mean, std = np.array(RGB_MEAN), np.array(RGB_STD)
+    return (rgb.permute(1, 2, 3, 0).numpy() * std + mean) * 255
+
+
+# ------------------------------------------------------------------------------- frame cache
+
+
+def test_frame_cache_decodes_each_clip_once_and_saves_when_complete(tmp_path: Path) -> None:
+    clips = _clips(3)
+    decoder = _Decoder(clips)
+    path = tmp_path / "frames.npy"
+    cache = FrameCache(3, (4, SIZE, SIZE), decoder, path)
+    for _ in range(3):  # three "epochs"
+        for i in (2, 0, 1):
+            np.testing.assert_array_equal(cache.clip(i), clips[i])
+    assert decoder.calls == [1, 1, 1] and cache.decoded == 3
+    assert path.exists() and not list(tmp_path.glob("*.tmp*"))
+    again = _Decoder(clips)
+    reopened = FrameCache(3, (4, SIZE, SIZE), again, path)  # a later run reads the file
+    np.testing.assert_array_equal(reopened.array(), clips)
+    assert again.calls == [0, 0, 0] and reopened.decoded == 0
+
+
+def test_frame_cache_is_saved_only_once_complete_and_redecodes_an_unreadable_file(
+        tmp_path: Path) -> None:
+    clips = _clips(2)
+    path = tmp_path / "frames.npy"
+    cache = FrameCache(2, (4, SIZE, SIZE), _Decoder(clips), path)
+    cache.clip(0)
+    assert not path.exists()  # half a split is never on disk
+    path.write_bytes(b"not an array")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fresh = FrameCache(2, (4, SIZE, SIZE), _Decoder(clips), path)
+    assert any("frame cache" in str(w.message) and "unreadable" in str(w.message)
+               for w in caught)
+    np.testing.assert_array_equal(fresh.array(), clips)
+    assert fresh.decoded == 2
+    np.testing.assert_array_equal(np.load(path), clips)  # replaced by a good file
+
+
+def test_frame_cache_refuses_a_decoder_of_the_wrong_shape() -> None:
+    cache = FrameCache(1, (4, SIZE, SIZE), lambda i: np.zeros((3, SIZE, SIZE, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"clip 0: decoder gave \(3, 32, 32, 3\) uint8; "
+                                         r"expected \(4, 32, 32, 3\) uint8"):
+        cache.clip(0)
+
+
+# ---------------------------------------------------------------------------------- geometry
+
+
+def test_crop_transform_by_hand() -> None:
+    matrix, centre = crop_transform((10, 20, 110, 220))
+    np.testing.assert_allclose(matrix, [[50, 0], [0, 100]])
+    np.testing.assert_allclose(centre, [60, 120])
+    matrix, centre = crop_transform((0, 0, 100, 100), scale=2.0, angle=math.pi / 2,
+                                    shift=(0.1, 0.0), mirror=True)
+    # Mirror first (q_x -> -q_x), then scale to the half side 100 and rotate by 90°.
+    np.testing.assert_allclose(matrix @ [1, 0], [0, -100], atol=1e-9)
+    np.testing.assert_allclose(matrix @ [0, 1], [-100, 0], atol=1e-9)
+    np.testing.assert_allclose(centre, [50 + 20, 50])
+
+
+def test_the_box_of_the_whole_frame_reproduces_the_decoded_frames() -> None:
+    feeder, decoder = _feeder()
+    sample, label, index = feeder[1]
+    assert (label, index) == (1, 1)
+    assert sample["rgb"].shape == (1, 3, 4, SIZE, SIZE)  # evaluation: one clip
+    np.testing.assert_allclose(_pixels(sample["rgb"][0]), decoder.clips[1], atol=1e-3)
+
+
+def test_heatmaps_are_drawn_in_the_crop_the_rgb_shows() -> None:
+    feeder, _ = _feeder()
+    maps = feeder[0][0]["heatmap"][0]  # (V, T, 8, 8)
+    assert maps.shape == (V, 4, 8, 8)
+    # Joint 0 at frame pixel (0, 0) is the crop's corner: map pixel (-0.5, -0.5); the nearest
+    # pixel centre (0, 0) is 0.5 px away in x and y, with σ = 1 px: exp(-0.5 / 2).
+    np.testing.assert_allclose(maps[0, :, 0, 0], math.exp(-0.25), rtol=1e-5)
+    # Joints 2.. at the frame centre: map point (3.5, 3.5), four pixels equally bright.
+    centre = maps[2, 0]
+    np.testing.assert_allclose(centre[3:5, 3:5], math.exp(-0.25), rtol=1e-5)
+    assert float(centre.max()) == pytest.approx(math.exp(-0.25), rel=1e-5)
+
+
+def test_a_mirror_flips_the_rgb_and_swaps_left_and_right_channels() -> None:
+    plain, _ = _feeder(train=True, augment=VideoAugment(scale=(1.0, 1.0), rotation_deg=0.0,
+                                                        shift=0.0, flip_prob=0.0))
+    mirrored, _ = _feeder(train=True, augment=VideoAugment(scale=(1.0, 1.0), rotation_deg=0.0,
+                                                           shift=0.0, flip_prob=1.0))
+    # Asymmetric keypoints, so the mirror moves blobs and swaps channels.
+    for f in (plain, mirrored):
+        f.keypoints[..., 5, :2] = (4.0, 10.0)
+    a, b = plain[0][0], mirrored[0][0]  # same generator: same frames
+    np.testing.assert_allclose(b["rgb"].numpy(), a["rgb"].flip(-1).numpy(), atol=1e-5)
+    mirror = get_layout(LAYOUT).mirror
+    expected = flip_heatmaps(a["heatmap"].numpy().transpose(1, 0, 2, 3), mirror)
+    np.testing.assert_allclose(b["heatmap"].numpy().transpose(1, 0, 2, 3), expected, atol=1e-5)
+    assert not np.allclose(a["heatmap"].numpy(), b["heatmap"].numpy())
+
+
+def test_training_clips_are_augmented_and_reproducible_per_epoch() -> None:
+    feeder, _ = _feeder(train=True)
+    first = feeder[0][0]
+    assert first["rgb"].shape == (3, 4, SIZE, SIZE) and first["heatmap"].shape == (V, 4, 8, 8)
+    np.testing.assert_array_equal(feeder[0][0]["rgb"].numpy(), first["rgb"].numpy())
+    feeder.set_epoch(1)
+    assert not np.allclose(feeder[0][0]["rgb"].numpy(), first["rgb"].numpy())
+
+
+# -------------------------------------------------------------------------------- modalities
+
+
+def test_a_modality_left_out_is_never_decoded_or_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    feeder, decoder = _feeder()
+    feeder.set_modalities(("heatmap",))
+    assert set(feeder[0][0]) == {"heatmap"} and decoder.calls == [0, 0, 0]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("heatmaps drawn although not asked for")
+
+    monkeypatch.setattr(video, "joint_heatmaps", refuse)
+    feeder.set_modalities(("rgb",))
+    assert set(feeder[2][0]) == {"rgb"} and decoder.calls == [0, 0, 1]
+    with pytest.raises(SlrbenchError, match=r"modalities: found \['depth'\]; expected some of "
+                                            "rgb, heatmap"):
+        feeder.set_modalities(("depth",))
+
+
+def test_several_test_clips_are_fixed_draws() -> None:
+    feeder, _ = _feeder(n=2)
+    feeder.test_clips = 3
+    first = feeder[0][0]
+    assert first["rgb"].shape == (3, 3, 4, SIZE, SIZE)
+    np.testing.assert_array_equal(feeder[0][0]["heatmap"].numpy(), first["heatmap"].numpy())
+
+
+def test_bad_video_settings_name_the_field() -> None:
+    with pytest.raises(SlrbenchError, match=r"data\.rgb_frames: found 0; expected a positive"):
+        VideoConfig(layout=LAYOUT, rgb_frames=0)
+    with pytest.raises(SlrbenchError, match=r"data\.augment: unknown field 'zoom'"):
+        VideoConfig.from_dict({"layout": LAYOUT, "augment": {"zoom": 2}})
+    config = VideoConfig(layout=LAYOUT, zeroed_joints=(3, 4))
+    assert VideoConfig.from_dict(config.to_dict()) == config  # exact round trip
