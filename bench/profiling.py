@@ -60,7 +60,10 @@ def profile(request: ProfileRequest) -> dict[str, Any]:
             else:
                 seen[identity] = first
                 streams[first] = _profile_stream(request, config)
-            streams.update({head: {"same_as": first} for head in others})
+            # Streams an earlier stage stored come from a smaller model: not this profile.
+            staged = {s for stage in adapter.stages(config) for s in stage.stores.values()} \
+                if not isinstance(adapter, SolverAdapter) else set()
+            streams.update({head: {"same_as": first} for head in others if head not in staged})
     return {
         "profile_version": PROFILE_VERSION,
         "method": adapter.spec.name, "preset": request.preset,
@@ -199,8 +202,11 @@ def fused_profile(profiles: list[dict[str, Any]], meta: dict[str, Any]) -> dict[
     """A fused record runs all its input streams: GFLOPs add up, and so do the seconds per
     sample (throughput 1 / sum of 1 / throughput). None unless every input was profiled."""
     inputs = (meta.get("fusion") or {}).get("inputs") or []
+    # One forward pass per network: heads of one checkpoint (a multi-head unit) run once.
+    networks = {item.get("checkpoint_sha256") or i: item for i, item in enumerate(inputs)
+                if item.get("split") == meta.get("split")}
     rows = [stream_profile(profiles, {**meta, "stream": item.get("stream")})
-            for item in inputs if item.get("split") == meta.get("split")]
+            for item in networks.values()]
     if not rows or any(row is None for row in rows):
         return None
     known = [r for r in rows if r is not None]

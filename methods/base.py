@@ -59,6 +59,8 @@ class FusionRecipe:
     search: str | None = None
     # Two-level recipes ("hier"): group name -> member streams, fused within, then across.
     groups: dict[str, tuple[str, ...]] | None = None
+    # The streams fused by default (None: every stream); others are reported beside them.
+    streams: tuple[str, ...] | None = None
 
     def weights_for(self, dataset: str) -> dict[str, float]:
         return self.weights.get(dataset, self.weights["default"])
@@ -110,13 +112,16 @@ class Stage:
 
     `modalities`: the inputs its batches may carry (the datasets' `set_modalities`; empty: the
     pipeline's default, for single-modality methods). `select_on`: the head whose val P-I@1
-    chooses the stage's checkpoint (None: the unit's only head). The next stage starts from the
-    weights this one selected."""
+    chooses the stage's checkpoint (None: the unit's only head). `stores`: heads of this
+    stage's selected model stored as streams of their own, head -> stream (CAMFuse's
+    single-pathway models: `rgb` -> `rgb_only`). The next stage starts from the weights this
+    one selected."""
 
     name: str
     train: dict[str, Any]  # `slrbench.training.TrainConfig` fields
     modalities: tuple[str, ...] = ()
     select_on: str | None = None
+    stores: dict[str, str] = field(default_factory=dict)
 
 
 # The stage name of a single-stage recipe: its work files stay at the top of the work folder.
@@ -225,6 +230,10 @@ class MethodAdapter(ABC):
         """Head -> logits for a batch at prediction time; `stage` set: its val selection
         (only what the stage trains), None: the final val and test predictions."""
         return {self.heads(config)[0]: self.forward(model, inputs, -1, config)}
+
+    def head_parameters(self, model: nn.Module, stream: str, config: dict[str, Any]) -> int:
+        """Trainable parameters behind one stream (default: the whole model)."""
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     def example_inputs(self, config: dict[str, Any], batch: int, train: bool,
                        device: torch.device) -> Any:

@@ -37,6 +37,9 @@ from slrbench.methods.skeleton_adapter import parameter_counts, recipe_text, tra
 
 UNIT = "rgbpose"
 HEADS = ("rgb", "pose", "fused")
+# The pre-trained single-pathway models, stored after their stages: the paper's "RGB" and
+# "skeleton" single-stream rows (the joint model's rgb and pose heads read both pathways).
+SINGLE = ("rgb_only", "pose_only")
 # Lower body of COCO-WholeBody (hips, knees, ankles 11-16, feet 17-22): unreliable in sign
 # language video, so CAMFuse sets it to the origin; the score goes too, or every zeroed joint
 # would draw a blob in the image corner (docs/methods/camfuse.md#reconstruction-decisions).
@@ -81,8 +84,8 @@ SPEC = MethodSpec(
     upstream="hj22222222/CAMFuse @ fbc4035 (README and result tables only; no code); base: "
     "kennymckormick/pyskl RGBPoseConv3D",
     modalities=("rgb", "pose"),
-    streams=HEADS,
-    units={UNIT: HEADS},
+    streams=HEADS + SINGLE,
+    units={UNIT: HEADS + SINGLE},
     presets=tuple(PRESETS),
     default_preset="tiny",
     adapter_version="1",
@@ -147,6 +150,7 @@ SPEC = MethodSpec(
         strategy="fixed",
         score_space="probs",
         weights={"default": {"rgb": 1.0, "pose": 1.0, "fused": 1.0}},
+        streams=HEADS,
         source="CAMFuse states none; pyskl sums the pathway softmaxes 1:1 (also 2:1, 1:2); "
         "slrbench adds the fused head with the same weight (design)",
         test_tuned=False,
@@ -240,16 +244,24 @@ class CAMFuseAdapter(MethodAdapter):
     # -- the multi-head, multi-stage contract ------------------------------------------------
     def heads(self, config: dict[str, Any]) -> tuple[str, ...]:
         fused = bool(config["model"].get("fused_head", True))
-        return HEADS if fused else HEADS[:2]
+        return (HEADS if fused else HEADS[:2]) + SINGLE
 
     def stages(self, config: dict[str, Any]) -> tuple[Stage, ...]:
         # The pre-training stages take the fine-tuning's optimiser, its schedule stretched.
         pretrain = {**config["train"], **config["pretrain"]}
         rescale_schedule(pretrain, int(config["train"]["epochs"]), {})
         joint_head = "fused" if "fused" in self.heads(config) else "rgb"
-        return (Stage("rgb", pretrain, ("rgb",), "rgb"),
-                Stage("pose", pretrain, ("heatmap",), "pose"),
+        return (Stage("rgb", pretrain, ("rgb",), "rgb", stores={"rgb": "rgb_only"}),
+                Stage("pose", pretrain, ("heatmap",), "pose", stores={"pose": "pose_only"}),
                 Stage("joint", config["train"], ("rgb", "heatmap"), joint_head))
+
+    def head_parameters(self, model: nn.Module, stream: str, config: dict[str, Any]) -> int:
+        """A single-pathway stream uses its pathway and head only."""
+        assert isinstance(model, CAMFuse)
+        pathway = {"rgb_only": "rgb", "pose_only": "pose"}.get(stream)
+        if pathway is None:
+            return super().head_parameters(model, stream, config)
+        return sum(p.numel() for p in model.pathway_parameters(pathway))
 
     def prediction_modalities(self, config: dict[str, Any]) -> tuple[str, ...]:
         return ("rgb", "heatmap")

@@ -12,7 +12,7 @@ import pytest
 from slrbench.datasets.base import Dataset
 from slrbench.datasets.registry import load_dataset
 from slrbench.errors import SlrbenchError
-from slrbench.methods.camfuse_adapter import HEADS, UNIT, CAMFuseAdapter, check_video
+from slrbench.methods.camfuse_adapter import HEADS, SINGLE, UNIT, CAMFuseAdapter, check_video
 from slrbench.store import RecordStore
 from slrbench.training import RunRequest, StreamOutcome, run
 
@@ -26,11 +26,12 @@ def test_one_unit_three_heads_three_stages(tiny: Dataset) -> None:
     adapter = CAMFuseAdapter()
     assert adapter.spec.training_units(("pose",)) == (UNIT,)
     config = adapter.resolve_config("tiny", tiny.spec, UNIT, {})
-    assert adapter.heads(config) == HEADS == adapter.spec.streams
+    assert adapter.heads(config) == HEADS + SINGLE == adapter.spec.streams
     stages = adapter.stages(config)
-    assert [(s.name, s.modalities, s.select_on, s.train["epochs"]) for s in stages] == [
-        ("rgb", ("rgb",), "rgb", 10), ("pose", ("heatmap",), "pose", 10),
-        ("joint", ("rgb", "heatmap"), "fused", 10)]
+    assert [(s.name, s.modalities, s.select_on, s.train["epochs"], s.stores) for s in stages] == [
+        ("rgb", ("rgb",), "rgb", 10, {"rgb": "rgb_only"}),
+        ("pose", ("heatmap",), "pose", 10, {"pose": "pose_only"}),
+        ("joint", ("rgb", "heatmap"), "fused", 10, {})]
     assert adapter.prediction_modalities(config) == ("rgb", "heatmap")
     short = adapter.resolve_config("tiny", tiny.spec, UNIT, {"train.epochs": 2})
     assert [s.train["epochs"] for s in adapter.stages(short)] == [2, 2, 2]
@@ -38,7 +39,7 @@ def test_one_unit_three_heads_three_stages(tiny: Dataset) -> None:
                                                              "pretrain.epochs": 3})
     assert [s.train["epochs"] for s in adapter.stages(alone)] == [3, 3, 2]
     no_fused = adapter.resolve_config("tiny", tiny.spec, UNIT, {"model.fused_head": False})
-    assert adapter.heads(no_fused) == ("rgb", "pose")
+    assert adapter.heads(no_fused) == ("rgb", "pose", *SINGLE)
     assert adapter.stages(no_fused)[-1].select_on == "rgb"
 
 
@@ -72,8 +73,8 @@ def test_errors_name_what_was_found(tiny: Dataset) -> None:
 def trained(tiny: Dataset, tmp_path_factory: pytest.TempPathFactory
             ) -> tuple[Path, list[StreamOutcome]]:
     root = tmp_path_factory.mktemp("camfuse") / "results"
-    request = RunRequest(method=CAMFuseAdapter(), dataset=tiny, preset="tiny", streams=HEADS,
-                         seed=0, progress=False)
+    request = RunRequest(method=CAMFuseAdapter(), dataset=tiny, preset="tiny", streams=("rgb",),
+                         seed=0, progress=False)  # one stream asked: the whole unit trains
     return root, run(request, RecordStore(root), jobs=1, threads=2)
 
 
@@ -84,12 +85,18 @@ def _test_pi(outcome: StreamOutcome) -> dict[str, Any]:
 @pytest.mark.slow
 def test_tiny_learns_with_every_head(trained: tuple[Path, list[StreamOutcome]],
                                      tiny: Dataset) -> None:
-    _, outcomes = trained
+    root, outcomes = trained
     by_head = {o.stream: _test_pi(o) for o in outcomes}
-    assert set(by_head) == set(HEADS)
+    assert list(by_head) == [*HEADS, *SINGLE]
     chance = 1 / tiny.spec.num_classes
-    for head, metric in by_head.items():
-        assert metric["value"] >= 3 * chance, (head, metric)
+    for head in (*HEADS, "pose_only"):
+        assert by_head[head]["value"] >= 3 * chance, (head, by_head[head])
+    assert by_head["rgb_only"]["value"] > chance  # the RGB pathway alone learns slowly
+    store = RecordStore(root)
+    single = store.load(outcomes[3].run_ids["test"]).meta
+    joint = store.load(outcomes[0].run_ids["test"]).meta
+    assert single["checkpoint_sha256"] != joint["checkpoint_sha256"]  # its own weights
+    assert single["params"] < joint["params"]
     best = max(("rgb", "pose"), key=lambda h: by_head[h]["value"])
     low, high = by_head[best]["ci_low"], by_head[best]["ci_high"]
     assert by_head["fused"]["value"] >= by_head[best]["value"] - (high - low) / 2, by_head
@@ -110,3 +117,5 @@ def test_fuse_combines_the_three_heads(trained: tuple[Path, list[StreamOutcome]]
     inputs = record.meta["fusion"]["inputs"]
     assert sorted(i["stream"] for i in inputs if i["split"] == "test") == sorted(HEADS)
     assert record.meta["fusion"]["score_space"] == "probs"
+    head = store.load(trained[1][0].run_ids["test"])
+    assert record.meta["params"] == head.meta["params"]  # one network, counted once

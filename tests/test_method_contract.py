@@ -123,15 +123,24 @@ def test_every_stream_builds_and_predicts(method: MethodAdapter, tiny: Dataset) 
             method.on_epoch_start(model, 0, config)
             loss, logits = method.training_loss(model, batch, targets, 0, config, stage)
             assert logits.shape == (2, k) and torch.isfinite(loss), (stream, stage.name)
-        modalities = method.prediction_modalities(config)
-        if modalities:
-            data.test.set_modalities(modalities)  # type: ignore[attr-defined]
-        batch = default_collate([data.test[i][0] for i in range(2)])
         model.eval()
-        with torch.no_grad():
-            predicted = method.predict_heads(model, batch, config)
-        assert set(predicted) == set(heads), stream
-        assert all(p.shape == (2, k) and torch.isfinite(p).all() for p in predicted.values())
+        staged: set[str] = set()
+        for stage in [*method.stages(config), None]:  # the stages' own records, then the rest
+            modalities = (method.prediction_modalities(config) if stage is None
+                          else stage.modalities)
+            if stage is not None and not stage.stores:
+                continue
+            if modalities:
+                data.test.set_modalities(modalities)  # type: ignore[attr-defined]
+            batch = default_collate([data.test[i][0] for i in range(2)])
+            with torch.no_grad():
+                predicted = method.predict_heads(model, batch, config, stage)
+            names = stage.stores if stage is not None else {
+                h: h for h in heads if h not in staged}
+            assert set(predicted) == set(names), (stream, stage)
+            staged |= set(names.values())
+            assert all(p.shape == (2, k) and torch.isfinite(p).all() for p in predicted.values())
+        assert staged == set(heads), stream
         assert len(data.val) == len(tiny.spec.splits["val"])
         assert len(data.test) == len(tiny.spec.splits["test"])
 

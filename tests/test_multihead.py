@@ -91,7 +91,7 @@ class ToyNet(nn.Module):
 class ToyAdapter(MethodAdapter):
     spec = MethodSpec(
         name="toyheads", title="toy", paper="-", upstream="-", modalities=("x", "y"),
-        streams=("x", "x2"), units={"xy": ("x", "x2")}, presets=("tiny",),
+        streams=("x", "x2", "x_pre"), units={"xy": ("x", "x2", "x_pre")}, presets=("tiny",),
         default_preset="tiny", adapter_version="1", summary="toy", divergences=("toy",))
     prediction_reads: tuple[str, ...] = ("x",)
     fail_at: tuple[str, int] | None = None  # (stage, epoch): raise there (a crash)
@@ -116,7 +116,8 @@ class ToyAdapter(MethodAdapter):
                           test=self.feeders["test"])
 
     def stages(self, config: dict[str, Any]) -> tuple[Stage, ...]:
-        return (Stage("x-only", {**config["train"], **config["pretrain"]}, ("x",), "x"),
+        return (Stage("x-only", {**config["train"], **config["pretrain"]}, ("x",), "x",
+                      stores={"x": "x_pre"}),
                 Stage("joint", config["train"], ("x", "y"), "x2"))
 
     def prediction_modalities(self, config: dict[str, Any]) -> tuple[str, ...]:
@@ -141,23 +142,26 @@ class ToyAdapter(MethodAdapter):
 
 def _run(store: Path, adapter: ToyAdapter, **settings: Any) -> list[Any]:
     request = RunRequest(method=adapter, dataset=ToyData(), preset="tiny",  # type: ignore[arg-type]
-                         streams=("x", "x2"), progress=False, bootstrap=None, **settings)
+                         streams=("x",), progress=False, bootstrap=None, **settings)
     return run(request, RecordStore(store), jobs=1, threads=1)
 
 
 def test_one_training_gives_a_record_per_head_in_one_group(tmp_path: Path) -> None:
     adapter = ToyAdapter()
     outcomes = _run(tmp_path / "r", adapter)
-    assert [(o.stream, o.status) for o in outcomes] == [("x", "trained"), ("x2", "trained")]
+    assert [(o.stream, o.status) for o in outcomes] == [
+        ("x", "trained"), ("x2", "trained"), ("x_pre", "trained")]
     store = RecordStore(tmp_path / "r")
     rows = store.find(method="toyheads")
     assert sorted((r["stream"], r["split"]) for r in rows) == [
-        ("x", "test"), ("x", "val"), ("x2", "test"), ("x2", "val")]
+        ("x", "test"), ("x", "val"), ("x2", "test"), ("x2", "val"), ("x_pre", "test"),
+        ("x_pre", "val")]
     records = [store.load(r["run_id"]) for r in rows]
     assert {r.meta["unit"] for r in records} == {"xy"}
     groups = {r.meta["commit_group"]["id"] for r in records}  # committed together
-    assert len(groups) == 1 and len(records[0].meta["commit_group"]["members"]) == 4
-    assert len({r.meta["checkpoint_sha256"] for r in records}) == 1  # one network
+    assert len(groups) == 1 and len(records[0].meta["commit_group"]["members"]) == 6
+    final = {r.meta["checkpoint_sha256"] for r in records if r.stream != "x_pre"}
+    assert len(final) == 1  # one network
     stages = records[0].meta["stages"]
     assert [(s["name"], s["epochs"], s["select_on"], s["modalities"]) for s in stages] == [
         ("x-only", 2, "x", ["x"]), ("joint", 3, "x2", ["x", "y"])]
@@ -165,19 +169,39 @@ def test_one_training_gives_a_record_per_head_in_one_group(tmp_path: Path) -> No
     for record in records:  # the toy task is easy: every head learns
         assert record.metrics["pi@1"]["value"] > 0.6, (record.stream, record.split)
     again = _run(tmp_path / "r", ToyAdapter())
-    assert [o.status for o in again] == ["skipped", "skipped"]
+    assert [o.status for o in again] == ["skipped"] * 3
+
+
+def test_a_stage_stores_the_streams_of_its_own_selected_weights(tmp_path: Path) -> None:
+    """`Stage.stores`: the record names the stage's checkpoint, which gives its scores."""
+    _run(tmp_path / "r", ToyAdapter())
+    store = RecordStore(tmp_path / "r")
+    (row,) = store.find(method="toyheads", stream="x_pre", split="test")
+    record = store.load(row["run_id"])
+    (final,) = store.find(method="toyheads", stream="x", split="test")
+    assert record.meta["checkpoint_sha256"] != final["checkpoint_sha256"]
+    assert ".x-only_" in record.meta["checkpoint"]
+    net = ToyNet(len(CLASSES))
+    state = torch.load(tmp_path / "r" / "checkpoints" / record.meta["checkpoint"],
+                       weights_only=True)["model"]
+    net.load_state_dict(state)
+    with torch.no_grad():
+        logits = net(x=torch.from_numpy(ToyData().arrays["test"]["x"]))["x"].numpy()
+    np.testing.assert_allclose(record.scores, logits, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(record.scores, store.load(final["run_id"]).scores)
 
 
 def test_a_modality_the_prediction_does_not_name_is_never_read(tmp_path: Path) -> None:
     adapter = ToyAdapter()
     _run(tmp_path / "r", adapter)
     assert adapter.feeders["train"].reads["y"] > 0  # the joint stage trains on it
-    assert adapter.feeders["test"].reads == {"x": SIZES["test"], "y": 0}
+    # Test is read twice, for the first stage's own stream and for the final heads.
+    assert adapter.feeders["test"].reads == {"x": 2 * SIZES["test"], "y": 0}
     # The check can fail: a prediction that names "y" reads it.
     reading = ToyAdapter()
     reading.prediction_reads = ("x", "y")
     _run(tmp_path / "r2", reading)
-    assert reading.feeders["test"].reads["y"] == SIZES["test"]
+    assert reading.feeders["test"].reads["y"] == SIZES["test"]  # the final prediction
 
 
 def test_each_stage_starts_from_the_weights_the_previous_one_selected(
@@ -225,7 +249,7 @@ def test_an_interrupted_stage_resumes_bit_identically(tmp_path: Path) -> None:
                                             "--resume"):
         _run(tmp_path / "r", ToyAdapter())
     resumed = _run(tmp_path / "r", ToyAdapter(), resume=True)
-    assert [o.status for o in resumed] == ["resumed", "resumed"]
+    assert [o.status for o in resumed] == ["resumed"] * 3
     for a, b in zip(clean, resumed, strict=True):
         for split in ("val", "test"):
             left = RecordStore(tmp_path / "clean").load(a.run_ids[split]).scores
@@ -235,9 +259,14 @@ def test_an_interrupted_stage_resumes_bit_identically(tmp_path: Path) -> None:
 
 def test_heads_the_adapter_does_not_predict_are_an_error(tmp_path: Path) -> None:
     adapter = ToyAdapter()
-    adapter.predict_heads = (  # type: ignore[method-assign]
-        lambda model, inputs, config, stage=None:
-        model(x=inputs["x"]) if stage is not None else {"x": model(x=inputs["x"])["x"]})
+    original = adapter.predict_heads
+
+    def without_x2(model: nn.Module, inputs: Any, config: dict[str, Any],
+                   stage: Stage | None = None) -> dict[str, Tensor]:
+        heads = original(model, inputs, config, stage)
+        return heads if stage is not None else {"x": heads["x"]}
+
+    adapter.predict_heads = without_x2  # type: ignore[method-assign]
     with pytest.raises(SlrbenchError, match=r"toyheads/xy: predicted heads \['x'\]; expected "
                                             r"\['x', 'x2'\]"):
         _run(tmp_path / "r", adapter)

@@ -237,6 +237,14 @@ def test_a_fused_row_adds_up_the_profiles_of_its_streams() -> None:
                                              "infer_samples_per_s": 20.0}
     meta["fusion"]["inputs"].append({"stream": "jm", "split": "test"})  # not profiled
     assert fused_profile(profiles, meta) is None
+    # Two heads of one network (one checkpoint, CAMFuse's rgb and fused) run once.
+    profiles[0]["streams"]["fused"] = {"same_as": "j"}
+    meta["fusion"]["inputs"] = [{"stream": "j", "split": "test", "checkpoint_sha256": "c1"},
+                                {"stream": "fused", "split": "test", "checkpoint_sha256": "c1"},
+                                {"stream": "b", "split": "test", "checkpoint_sha256": "c2"}]
+    assert fused_profile(profiles, meta) == {"gflops_per_sample": 0.75,
+                                             "train_samples_per_s": 8.0,
+                                             "infer_samples_per_s": 20.0}
 
 
 def test_every_mark_is_shown_and_explained_under_the_table(tmp_path: Path) -> None:

@@ -150,8 +150,9 @@ def fuse_from_store(store: RecordStore, method: str, dataset: str, options: Fusi
                     bootstrap: BootstrapConfig | None = DEFAULT_BOOTSTRAP,
                     ci_rows: int = DEFAULT_CI_ROWS, write: bool = True) -> FusionOutcome:
     """Fuse the newest stream records of `method` on `dataset` and store the fused records."""
-    _, order = method_recipe(method)
+    recipe, order = method_recipe(method)
     options.check()  # bad options fail before any record is read
-    val, test = select_records(store, method, dataset, streams, input_seed, order)
+    val, test = select_records(store, method, dataset, streams, input_seed, order,
+                               default=(recipe.streams or ()) if recipe else ())
     return fuse_records(val, test, options, store if write else None, ablate, bootstrap,
                         ci_rows)

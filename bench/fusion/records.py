@@ -105,9 +105,12 @@ def check_pairs(val: Sequence[RunRecord], test: Sequence[RunRecord]) -> None:
 
 def select_records(store: RecordStore, method: str, dataset: str,
                    streams: Sequence[str] | None = None, seed: int | None = None,
-                   order: Sequence[str] = ()) -> tuple[list[RunRecord] | None, list[RunRecord]]:
+                   order: Sequence[str] = (), default: Sequence[str] = ()
+                   ) -> tuple[list[RunRecord] | None, list[RunRecord]]:
     """(val records or None, test records) of `method` on `dataset`: the newest test record
-    per stream, and the val record of the same checkpoint, config and seed."""
+    per stream, and the val record of the same checkpoint, config and seed. Without `streams`:
+    the method's default fusion inputs among the stored streams (`FusionRecipe.streams`, when
+    two or more are stored), else every stored stream."""
     filters: dict[str, Any] = {"method": method, "dataset": dataset}
     if seed is not None:
         filters["seed"] = seed
@@ -128,8 +131,9 @@ def select_records(store: RecordStore, method: str, dataset: str,
                                 f"streams among {sorted(available)}")
         chosen = list(dict.fromkeys(streams))
     else:
-        chosen = sorted(available, key=lambda s: (order.index(s) if s in order else len(order),
-                                                  s))
+        preferred = [s for s in default if s in available]
+        chosen = preferred if len(preferred) >= 2 else sorted(
+            available, key=lambda s: (order.index(s) if s in order else len(order), s))
     if len(chosen) < 2:
         raise SlrbenchError(f"--streams: found {len(chosen)} stream ({chosen}); expected at "
                             "least two streams to fuse")
@@ -271,7 +275,9 @@ def build_fused_record(result: FusionResult, split: str, inputs: Sequence[RunRec
     evaluation = evaluate(fused, stack.labels, k, score_kind=result.score_kind,
                           bootstrap=bootstrap)
     test_tuned, reasons = leak_facts(result, inputs)
-    params = [r.meta.get("params") for r in inputs]
+    # Heads of one network (one checkpoint) count its parameters once.
+    params = list({r.meta.get("checkpoint_sha256") or r.run_id: r.meta.get("params")
+                   for r in inputs}.values())
     decisions = sorted({d for r in inputs for d in r.meta.get("decisions", [])})
     decisions += [f"fusion.strategy={result.options.strategy}",
                   f"fusion.space={result.options.space}",

@@ -310,12 +310,23 @@ def _train_tasks(tasks: list[StreamTask], store: RecordStore, compute: Compute,
     with ProcessPoolExecutor(max_workers=compute.jobs, mp_context=context,
                              initializer=torch.set_num_threads,
                              initargs=(compute.threads,)) as pool:
-        futures = [pool.submit(train_stream, task, store, compute, "lines") for task in tasks]
+        # Longest first, so no long training starts last while the other workers sit idle.
+        order = sorted(range(len(tasks)), key=lambda i: -_epochs(tasks[i]))
+        futures = {i: pool.submit(train_stream, tasks[i], store, compute, "lines")
+                   for i in order}
         try:
-            return [future.result() for future in futures]
+            return [futures[i].result() for i in range(len(tasks))]
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+def _epochs(task: StreamTask) -> int:
+    """Epochs over all stages: the runner's measure of how long a training takes."""
+    adapter = task.request.method
+    if isinstance(adapter, SolverAdapter):
+        return 0
+    return sum(int(stage.train["epochs"]) for stage in adapter.stages(task.config))
 
 
 def _start_method(threads: int) -> str:
@@ -350,6 +361,8 @@ class _Fitted:
     selection: dict[str, Any]  # selection_metric, selected_epoch and what else was chosen
     timings: dict[str, Any]  # train_s, epochs, resumed_from_epoch
     status: str = "trained"  # or "resumed", "evaluated" (--init with --epochs 0)
+    # Streams a stage stored from its own selected weights: stream -> (checkpoint, params).
+    stage_models: dict[str, tuple[Path, int]] = field(default_factory=dict)
 
 
 def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
@@ -461,6 +474,9 @@ def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
     stages = adapter.stages(config)
     workdir = _workdir(store, task)
     results, offset = [], 0
+    stage_scores: dict[str, dict[str, np.ndarray]] = {}
+    stage_seconds = dict.fromkeys(EVAL_SPLITS, 0.0)
+    stage_models: dict[str, tuple[Path, int]] = {}
     for index, stage in enumerate(stages):
         trainer = _stage_trainer(task, stage, progress, offset)
         stage_dir = _stage_dir(workdir, index, stage, len(stages))
@@ -468,12 +484,23 @@ def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
         model.load_state_dict(result.best_state)
         results.append(result)
         offset += result.epochs_run
+        if stage.stores:  # the stage's own model gives streams (CAMFuse's single pathways)
+            scores, seconds, _ = _predict_splits(task, trainer, model, data, stage.stores)
+            stage_scores.update(scores)
+            stage_seconds = {s: stage_seconds[s] + seconds[s] for s in EVAL_SPLITS}
+            path = _store_checkpoint(store, task, checkpoint_bytes(
+                {"model": model.state_dict()}), ".pt", part=stage.name)
+            stage_models.update({stream: (path, adapter.head_parameters(model, stream, config))
+                                 for stream in stage.stores.values()})
     if len(stages) > 1:
         _merge_stage_logs(workdir, stages)
     checkpoint = _store_checkpoint(store, task, checkpoint_bytes({"model": model.state_dict()}),
                                    ".pt")
+    final = {head: head for head in task.heads if head not in stage_scores}
     scores, predict_s, labels = _predict_splits(task, _stage_trainer(task, None, "off"),
-                                                model, data)
+                                                model, data, final)
+    scores.update(stage_scores)
+    predict_s = {s: predict_s[s] + stage_seconds[s] for s in EVAL_SPLITS}
     selection: dict[str, Any] = {"selection_metric": "pi@1 (ties: lower val cross-entropy)",
                                  "selected_epoch": results[-1].best_epoch}
     if len(stages) > 1:
@@ -488,6 +515,7 @@ def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
         {"train_s": round(sum(r.train_time_s for r in results), 3),
          "epochs": sum(r.epochs_run for r in results), "resumed_from_epoch": resumed},
         status="resumed" if any(r.resumed_from is not None for r in results) else "trained",
+        stage_models=stage_models,
     )
 
 
@@ -503,11 +531,14 @@ def _merge_stage_logs(workdir: Path, stages: tuple[Stage, ...]) -> None:
     atomic_write_bytes(workdir / LOG_FILE, "".join(lines).encode())
 
 
-def _predict_splits(task: StreamTask, predictor: Trainer, model: torch.nn.Module, data: Any
+def _predict_splits(task: StreamTask, predictor: Trainer, model: torch.nn.Module, data: Any,
+                    names: dict[str, str] | None = None
                     ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, float],
                                dict[str, np.ndarray]]:
-    """Val and test logits of every head (head -> split -> logits), the seconds each split
-    took, and the labels, checked against the registry order."""
+    """Val and test logits (stream -> split -> logits) of the heads `names` maps to streams
+    (default: every head of the unit, under its own name), the seconds each split took, and
+    the labels, checked against the registry order."""
+    names = names if names is not None else {head: head for head in task.heads}
     scores: dict[str, dict[str, np.ndarray]] = {}
     predict_s, labels = {}, {}
     for split in EVAL_SPLITS:
@@ -516,11 +547,11 @@ def _predict_splits(task: StreamTask, predictor: Trainer, model: torch.nn.Module
         predict_s[split] = time.perf_counter() - tic
         if not task.multi_head:  # the single head is unnamed in the plain contract
             heads = {task.heads[0]: next(iter(heads.values()))}
-        if set(heads) != set(task.heads):
+        if set(heads) != set(names):
             raise SlrbenchError(f"{task.label}: predicted heads {sorted(heads)}; expected "
-                                f"{list(task.heads)} (MethodAdapter.heads)")
-        for head in task.heads:
-            scores.setdefault(head, {})[split] = heads[head]
+                                f"{sorted(names)} (MethodAdapter.heads, Stage.stores)")
+        for head, stream in names.items():
+            scores.setdefault(stream, {})[split] = heads[head]
         _check_labels(labels[split], task.request.dataset.labels(split),
                       f"{task.label} {split} predictions")
     return scores, predict_s, labels
@@ -627,6 +658,10 @@ def _store_records(task: StreamTask, store: RecordStore, compute: Compute, fitte
         meta = dict(shared)
         if task.multi_head:  # one record per head; `unit` names the training they share
             meta.update({"stream": head, "unit": task.stream})
+        if head in fitted.stage_models:  # a stage's own model: its weights, its parameters
+            path, params = fitted.stage_models[head]
+            meta.update({"checkpoint": path.name, "checkpoint_sha256": sha256_file(path),
+                         "params": params})
         meta.update(
             {
                 "split": split,
@@ -718,11 +753,14 @@ def _check_labels(predicted: np.ndarray, registry: np.ndarray, what: str) -> Non
         )
 
 
-def _store_checkpoint(store: RecordStore, task: StreamTask, data: bytes, suffix: str) -> Path:
+def _store_checkpoint(store: RecordStore, task: StreamTask, data: bytes, suffix: str,
+                      part: str = "") -> Path:
     """Store the selected weights as `<stem>_<YYYYMMDD>-<8 hex of content><suffix>`
-    (docs/store.md#checkpoints); written atomically under a unique temporary name."""
+    (docs/store.md#checkpoints); written atomically under a unique temporary name. `part`:
+    an earlier stage's selected weights (`<stem>.<stage>`)."""
     spec = task.request.dataset.spec
     stem = f"{task.method}-{spec.name}-{task.stream}-s{task.request.seed}"
+    stem += f".{part}" if part else ""
     digest = hashlib.sha256(data).hexdigest()
     final = (Path(store.root) / "checkpoints" /
              f"{stem}_{datetime.now(timezone.utc):%Y%m%d}-{digest[:8]}{suffix}")
