@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slrbench.errors import SlrbenchError
-from slrbench.methods.blocks.conv3d import BLOCK_KINDS, Pathway3d, StageSpec
+from slrbench.methods.blocks.conv3d import Pathway3d, StageSpec, check_block_kind
 
 Triple = tuple[int, int, int]
 StagePairs = tuple[tuple[int, int], ...]
@@ -88,11 +88,7 @@ class PathwayConfig:
     zero_init_residual: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in BLOCK_KINDS:
-            raise SlrbenchError(
-                f"camfuse pathway kind: found '{self.kind}'; expected one of "
-                f"{', '.join(BLOCK_KINDS)}"
-            )
+        check_block_kind(self.kind, "camfuse pathway kind")
         n = len(self.widths)
         inflate = self.inflate or (False,) * n
         object.__setattr__(self, "inflate", tuple(bool(v) for v in inflate))

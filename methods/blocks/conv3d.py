@@ -139,6 +139,12 @@ class Bottleneck3d(nn.Module):
         return self.relu(self.conv3(self.conv2(self.conv1(x))).add_(self.shortcut(x)))
 
 
+def check_block_kind(kind: str, field: str) -> None:
+    """One-line error unless `kind` names a block family of this module."""
+    if kind not in BLOCK_KINDS:
+        raise SlrbenchError(f"{field}: found '{kind}'; expected one of {', '.join(BLOCK_KINDS)}")
+
+
 @dataclass(frozen=True)
 class StageSpec:
     """One stage: ``depth`` blocks of ``kind``; the first carries the spatial ``stride``.
@@ -155,10 +161,7 @@ class StageSpec:
     inflate: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in BLOCK_KINDS:
-            raise SlrbenchError(
-                f"stage kind: found '{self.kind}'; expected one of {', '.join(BLOCK_KINDS)}"
-            )
+        check_block_kind(self.kind, "stage kind")
         if self.depth < 1 or self.width < 1 or self.stride < 1:
             raise SlrbenchError(
                 f"stage: found depth {self.depth}, width {self.width}, stride {self.stride}; "
