@@ -118,6 +118,29 @@ def crop_transform(box: tuple[float, float, float, float], scale: float = 1.0,
     return matrix, centre
 
 
+def crop_clips(frames: torch.Tensor, matrices: torch.Tensor, centres: torch.Tensor,
+               frame_size: tuple[float, float], size: int) -> torch.Tensor:
+    """A batch of clips cut to their crops: frames (N, T, H, W, 3) uint8 covering the pose
+    frame `frame_size` (width, height), `crop_transform` matrices (N, 2, 2) and centres (N, 2)
+    -> (N, 3, T, size, size) float32, bilinear, zeros outside the frame, normalised with the
+    ImageNet statistics. One `grid_sample` call for every frame of every clip."""
+    n, t = frames.shape[:2]
+    width, height = frame_size
+    # grid_sample works in normalised frame coordinates: p / size * 2 - 1 per axis.
+    norm = torch.tensor([2 / width, 2 / height], dtype=torch.float64)
+    theta = torch.cat([matrices.double() * norm[None, :, None],
+                       (centres.double() * norm - 1)[..., None]], dim=2).float()  # (N, 2, 3)
+    images = frames.flatten(0, 1).permute(0, 3, 1, 2).float() / 255  # (N*T, 3, H, W)
+    grid = functional.affine_grid(theta.repeat_interleave(t, dim=0), [n * t, 3, size, size],
+                                  align_corners=False)
+    crop = functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
+                                  align_corners=False)
+    mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(RGB_STD).view(1, 3, 1, 1)
+    crop = ((crop - mean) / std).unflatten(0, (n, t))  # (N, T, 3, S, S)
+    return crop.permute(0, 2, 1, 3, 4).contiguous()
+
+
 class VideoFeeder(TorchDataset):
     """Samples of one split as {"rgb": (3, T, S, S), "heatmap": (V, T', s, s)} float32
     tensors (the modalities set), label, index."""
@@ -205,19 +228,9 @@ class VideoFeeder(TorchDataset):
         cfg = self.config
         clip = self.frames.clip(index)  # (F, H, W, 3) uint8, decoded once
         picked = clip[uniform_indices(len(clip), cfg.rgb_frames, rng)]
-        frames = torch.from_numpy(np.ascontiguousarray(picked)).permute(0, 3, 1, 2).float() / 255
-        # grid_sample works in normalised frame coordinates: p / size * 2 - 1 per axis.
-        width, height = self.frame_size
-        norm = np.array([2 / width, 2 / height])
-        theta = np.concatenate([matrix * norm[:, None], (centre * norm - 1)[:, None]], axis=1)
-        grid = functional.affine_grid(
-            torch.as_tensor(theta, dtype=torch.float32).expand(len(frames), 2, 3),
-            [len(frames), 3, cfg.rgb_size, cfg.rgb_size], align_corners=False)
-        crop = functional.grid_sample(frames, grid, mode="bilinear", padding_mode="zeros",
-                                      align_corners=False)
-        mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(RGB_STD).view(1, 3, 1, 1)
-        return ((crop - mean) / std).permute(1, 0, 2, 3).contiguous()  # (3, T, S, S)
+        return crop_clips(torch.from_numpy(np.ascontiguousarray(picked))[None],
+                          torch.as_tensor(matrix)[None], torch.as_tensor(centre)[None],
+                          self.frame_size, cfg.rgb_size)[0]
 
     def _heatmap(self, index: int, matrix: np.ndarray, centre: np.ndarray, mirror: bool,
                  rng: np.random.Generator | None) -> torch.Tensor:

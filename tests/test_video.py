@@ -23,6 +23,7 @@ from slrbench.datasets.video import (
     VideoAugment,
     VideoConfig,
     VideoFeeder,
+    crop_clips,
     crop_transform,
 )
 from slrbench.errors import SlrbenchError
@@ -136,6 +137,20 @@ def test_the_box_of_the_whole_frame_reproduces_the_decoded_frames() -> None:
     assert (label, index) == (1, 1)
     assert sample["rgb"].shape == (1, 3, 4, SIZE, SIZE)  # evaluation: one clip
     np.testing.assert_allclose(_pixels(sample["rgb"][0]), decoder.clips[1], atol=1e-3)
+
+
+def test_crop_clips_cuts_a_batch_in_one_call() -> None:
+    clips = torch.from_numpy(_clips(2))  # (2, 4, 32, 32, 3)
+    whole = crop_transform((0, 0, SIZE, SIZE))
+    mirror = crop_transform((0, 0, SIZE, SIZE), mirror=True)
+    matrices = torch.as_tensor(np.stack([whole[0], mirror[0]]))
+    centres = torch.as_tensor(np.stack([whole[1], mirror[1]]))
+    batch = crop_clips(clips, matrices, centres, (SIZE, SIZE), SIZE)
+    assert batch.shape == (2, 3, 4, SIZE, SIZE)
+    np.testing.assert_allclose(_pixels(batch[0]), clips[0].numpy(), atol=1e-3)
+    np.testing.assert_allclose(_pixels(batch[1]), clips[1].numpy()[:, :, ::-1], atol=1e-3)
+    one = crop_clips(clips[1:], matrices[1:], centres[1:], (SIZE, SIZE), SIZE)
+    torch.testing.assert_close(one[0], batch[1])  # a batch of one is the same cut
 
 
 def test_heatmaps_are_drawn_in_the_crop_the_rgb_shows() -> None:
