@@ -22,6 +22,12 @@ from slrbench.store.atomic import atomic_write_with
 ClipDecoder = Callable[[int], np.ndarray]  # clip index -> (F, H, W, 3) uint8
 
 
+def grid_positions(length: int, frames: int) -> np.ndarray:
+    """The clip frames a cache of `frames` frames holds: spread uniformly over a clip of
+    `length` frames, first and last included."""
+    return np.round(np.linspace(0, length - 1, frames)).astype(np.int64)
+
+
 class FrameCache:
     """Frames of `n` clips of one split, each decoded by `decode` at most once."""
 

@@ -225,9 +225,31 @@ HAND10_RIGHT = _hand("hand10_right", HAND10_RIGHT_FROM_COCO, HAND10_EDGES)
 HAND21_LEFT = _hand("hand21_left", HAND21_LEFT_FROM_COCO, HAND21_EDGES)
 HAND21_RIGHT = _hand("hand21_right", HAND21_RIGHT_FROM_COCO, HAND21_EDGES)
 
+# --------------------------------------------------------------------------------------------
+# NLA-SLR 63 (docs/formats/keypoint-layouts.md#nla-slr-63)
+# --------------------------------------------------------------------------------------------
+#: NLA-SLR's keypoint channels in its part order (hand, mouth_half, pose): both hands 91-132,
+#: every second mouth point 71-89, and body points 0-10.
+NLASLR63_FROM_COCO: tuple[int, ...] = (
+    tuple(range(LEFT_HAND_BASE, RIGHT_HAND_BASE + 21)) + tuple(range(71, 90, 2))
+    + tuple(range(11))
+)
+
+
+def _subset(name: str, coco_ids: tuple[int, ...], center: int) -> KeypointLayout:
+    """A subset of COCO-WholeBody closed under the mirror, without edges (heatmap channels)."""
+    position = {c: i for i, c in enumerate(coco_ids)}
+    mirror = tuple(position[COCO_WHOLEBODY_133.mirror[c]] for c in coco_ids)
+    names = tuple(COCO_WHOLEBODY_133.names[i] for i in coco_ids)
+    return KeypointLayout(name, names, (), mirror, center=position[center])
+
+
+NLASLR_63 = _subset("nlaslr_63", NLASLR63_FROM_COCO, center=0)
+
 LAYOUTS: dict[str, KeypointLayout] = {
     lay.name: lay
-    for lay in (COCO_WHOLEBODY_133, SAMSLR_27, HAND10_LEFT, HAND10_RIGHT, HAND21_LEFT, HAND21_RIGHT)
+    for lay in (COCO_WHOLEBODY_133, SAMSLR_27, HAND10_LEFT, HAND10_RIGHT, HAND21_LEFT, HAND21_RIGHT,
+                NLASLR_63)
 }
 
 # Subset conversions: (src, dst) -> indices into src, in dst order.
@@ -237,6 +259,7 @@ _SELECT: dict[tuple[str, str], tuple[int, ...]] = {
     ("coco_wholebody_133", "hand10_right"): HAND10_RIGHT_FROM_COCO,
     ("coco_wholebody_133", "hand21_left"): HAND21_LEFT_FROM_COCO,
     ("coco_wholebody_133", "hand21_right"): HAND21_RIGHT_FROM_COCO,
+    ("coco_wholebody_133", "nlaslr_63"): NLASLR63_FROM_COCO,
     ("samslr_27", "hand10_left"): tuple(range(7, 17)),
     ("samslr_27", "hand10_right"): tuple(range(17, 27)),
     ("hand21_left", "hand10_left"): HAND10_FROM_HAND21,

@@ -28,8 +28,8 @@ from torch.utils.data import Dataset as TorchDataset
 
 from slrbench.config import check_fields
 from slrbench.datasets.base import PoseArrays
-from slrbench.datasets.clips import uniform_indices
-from slrbench.datasets.frame_cache import FrameCache
+from slrbench.datasets.clips import WINDOWS, uniform_indices, window_indices
+from slrbench.datasets.frame_cache import FrameCache, grid_positions
 from slrbench.datasets.heatmaps import HeatmapConfig, joint_heatmaps
 from slrbench.datasets.layouts import convert, get_layout
 from slrbench.datasets.pose_box import pose_box
@@ -42,16 +42,31 @@ RGB_STD = (0.229, 0.224, 0.225)
 TEST_SEED = 255  # pyskl samples its test clips with a fixed seed
 
 
+AUGMENT_MODES = ("affine", "resized_crop")
+SAMPLING_MODES = ("uniform", "window")
+BOX_MODES = ("pose", "frame")
+
+
 @dataclass(frozen=True)
 class VideoAugment:
-    """Training-time geometry: a random scale, rotation and shift of the crop (CAMFuse lists
-    scaling, rotation and shifting) and a mirror with probability `flip_prob` (off by default:
-    a mirror turns a right-handed signer left-handed)."""
+    """Training-time geometry. `affine` (CAMFuse lists scaling, rotation and shifting): a random
+    scale, rotation and shift of the crop. `resized_crop` (NLA-SLR's RandomResizedCrop): a
+    sub-box of `area` of the box and aspect ratio in `aspect` (log-uniform), placed uniformly
+    inside it. Either mirrors with probability `flip_prob` (off by default: a mirror turns a
+    right-handed signer left-handed)."""
 
     scale: tuple[float, float] = (0.9, 1.1)  # of the crop side
     rotation_deg: float = 10.0  # uniform in ±rotation_deg
     shift: float = 0.05  # of the crop side, uniform in ± per axis
     flip_prob: float = 0.0
+    mode: str = "affine"
+    area: tuple[float, float] = (0.7, 1.0)  # resized_crop: fraction of the box area
+    aspect: tuple[float, float] = (0.75, 1.3)  # resized_crop: width / height
+
+    def __post_init__(self) -> None:
+        if self.mode not in AUGMENT_MODES:
+            raise SlrbenchError(f"data.augment.mode: found '{self.mode}'; expected one of "
+                                f"{', '.join(AUGMENT_MODES)}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,13 @@ class VideoConfig:
     zeroed_joints: tuple[int, ...] = ()  # channels whose coordinates and scores are set to 0
     heatmap: HeatmapConfig = field(default_factory=HeatmapConfig)
     augment: VideoAugment = field(default_factory=VideoAugment)
+    # "pose": the clip's pose box (CAMFuse); "frame": the whole frame (NLA-SLR).
+    box: str = "pose"
+    # "uniform": pyskl's segments, RGB from the cache and heatmaps from the whole pose sequence
+    # drawn apart; "window": NLA-SLR's consecutive window of the cached frames, the heatmaps
+    # drawn at the same frames (pose_frames must equal rgb_frames).
+    sampling: str = "uniform"
+    low_frames: int | None = None  # also a consecutive sub-window of this length ("<m>_low")
 
     def __post_init__(self) -> None:
         for name in ("rgb_size", "rgb_frames", "pose_frames", "heatmap_size", "decode_size",
@@ -78,11 +100,24 @@ class VideoConfig:
                                     "positive integer")
         if self.box_padding < 0:
             raise SlrbenchError(f"data.box_padding: found {self.box_padding}; expected >= 0")
+        for name, value, allowed in (("box", self.box, BOX_MODES),
+                                     ("sampling", self.sampling, SAMPLING_MODES)):
+            if value not in allowed:
+                raise SlrbenchError(f"data.{name}: found '{value}'; expected one of "
+                                    f"{', '.join(allowed)}")
+        if self.sampling == "window" and self.pose_frames != self.rgb_frames:
+            raise SlrbenchError(f"data.pose_frames: found {self.pose_frames} with window "
+                                f"sampling; expected rgb_frames ({self.rgb_frames}): one window "
+                                "for both")
+        if self.low_frames is not None and not 1 <= self.low_frames <= self.rgb_frames:
+            raise SlrbenchError(f"data.low_frames: found {self.low_frames}; expected 1 to "
+                                f"rgb_frames ({self.rgb_frames})")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["zeroed_joints"] = list(self.zeroed_joints)
-        data["augment"]["scale"] = list(self.augment.scale)
+        for name in ("scale", "area", "aspect"):
+            data["augment"][name] = list(getattr(self.augment, name))
         return data
 
     @classmethod
@@ -93,22 +128,24 @@ class VideoConfig:
         check_fields(HeatmapConfig, heatmap, "data.heatmap")
         augment = dict(values.get("augment", {}))
         check_fields(VideoAugment, augment, "data.augment")
-        if "scale" in augment:
-            augment["scale"] = tuple(augment["scale"])
+        for name in ("scale", "area", "aspect"):
+            if name in augment:
+                augment[name] = tuple(augment[name])
         values["heatmap"] = HeatmapConfig(**heatmap)
         values["augment"] = VideoAugment(**augment)
         values["zeroed_joints"] = tuple(values.get("zeroed_joints", ()))
         return cls(**values)
 
 
-def crop_transform(box: tuple[float, float, float, float], scale: float = 1.0,
+def crop_transform(box: tuple[float, float, float, float],
+                   scale: float | tuple[float, float] = 1.0,
                    angle: float = 0.0, shift: tuple[float, float] = (0.0, 0.0),
                    mirror: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(A, c): crop coordinates q in [-1, 1]² -> frame pixels p = A q + c. The crop is the box
-    (its half side times `scale`), rotated by `angle` (radians), moved by `shift` (fractions of
-    the side) and, with `mirror`, flipped left-right."""
+    (its half sides times `scale`, one factor or one per axis), rotated by `angle` (radians),
+    moved by `shift` (fractions of the side) and, with `mirror`, flipped left-right."""
     x0, y0, x1, y1 = box
-    half = np.array([(x1 - x0) / 2, (y1 - y0) / 2]) * scale
+    half = np.array([(x1 - x0) / 2, (y1 - y0) / 2]) * np.asarray(scale, dtype=np.float64)
     cos, sin = math.cos(angle), math.sin(angle)
     rotate = np.array([[cos, -sin], [sin, cos]])
     matrix = rotate * half[None, :]
@@ -147,11 +184,16 @@ class VideoFeeder(TorchDataset):
 
     def __init__(self, frames: FrameCache | None, pose: PoseArrays, labels: np.ndarray,
                  config: VideoConfig, frame_size: tuple[int, int], train: bool,
-                 seed: int = 0, test_clips: int = 1) -> None:
+                 seed: int = 0, test_clips: int = 1,
+                 test_windows: tuple[str, ...] = ("central",)) -> None:
         self.frames, self.config, self.train, self.seed = frames, config, train, seed
         if int(test_clips) < 1:
             raise SlrbenchError(f"test_protocol.clips: found {test_clips}; expected >= 1")
-        self.test_clips = int(test_clips)
+        bad = [w for w in test_windows if w not in WINDOWS[1:]]
+        if bad or not test_windows:
+            raise SlrbenchError(f"test_protocol.windows: found {list(test_windows)}; expected "
+                                f"some of {', '.join(WINDOWS[1:])}")
+        self.test_clips, self.test_windows = int(test_clips), tuple(test_windows)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.lengths = np.asarray(pose.lengths)
         if len(self.labels) != len(self.lengths):
@@ -163,7 +205,9 @@ class VideoFeeder(TorchDataset):
             keypoints[..., list(config.zeroed_joints), :] = 0.0
         self.keypoints = keypoints  # (N, T, V, 3) frame pixels
         self.frame_size = (float(frame_size[0]), float(frame_size[1]))
-        self.boxes = [pose_box(keypoints[i, :max(1, n), :, :2], keypoints[i, :max(1, n), :, 2],
+        whole = (0.0, 0.0, *self.frame_size)
+        self.boxes = [whole if config.box == "frame" else
+                      pose_box(keypoints[i, :max(1, n), :, :2], keypoints[i, :max(1, n), :, 2],
                                padding=config.box_padding) for i, n in enumerate(self.lengths)]
         self.epoch = 0
         self.modalities: tuple[str, ...] = VIDEO_MODALITIES if frames is not None else (
@@ -194,6 +238,16 @@ class VideoFeeder(TorchDataset):
         if rng is None:
             return (*crop_transform(self.boxes[index]), False)
         mirror = bool(rng.random() < aug.flip_prob)
+        if aug.mode == "resized_crop":
+            area = float(rng.uniform(*aug.area))
+            aspect = math.exp(float(rng.uniform(math.log(aug.aspect[0]),
+                                                math.log(aug.aspect[1]))))
+            width = min(1.0, math.sqrt(area * aspect))  # fractions of the box side
+            height = min(1.0, math.sqrt(area / aspect))
+            shift = (float(rng.uniform(-1, 1)) * (1 - width) / 2,
+                     float(rng.uniform(-1, 1)) * (1 - height) / 2)  # inside the box
+            return (*crop_transform(self.boxes[index], (width, height), 0.0, shift, mirror),
+                    mirror)
         return (*crop_transform(self.boxes[index], float(rng.uniform(*aug.scale)),
                                 math.radians(float(rng.uniform(-1, 1) * aug.rotation_deg)),
                                 tuple(rng.uniform(-aug.shift, aug.shift, 2)), mirror), mirror)
@@ -206,37 +260,67 @@ class VideoFeeder(TorchDataset):
         if self.train:
             return self._sample(index, self._rng(index), augment=True), int(
                 self.labels[index]), index
-        clips = [self._sample(index, None if self.test_clips == 1 else np.random.default_rng(
-            np.random.SeedSequence([TEST_SEED, clip, index])), augment=False)
-            for clip in range(self.test_clips)]
+        if self.config.sampling == "window":  # NLA-SLR's crops: start, end, central windows
+            clips = [self._sample(index, None, augment=False, where=w) for w in self.test_windows]
+        else:
+            clips = [self._sample(index, None if self.test_clips == 1 else np.random.default_rng(
+                np.random.SeedSequence([TEST_SEED, clip, index])), augment=False)
+                for clip in range(self.test_clips)]
         stacked = {name: torch.stack([c[name] for c in clips]) for name in clips[0]}
         return stacked, int(self.labels[index]), index
 
-    def _sample(self, index: int, rng: np.random.Generator | None,
-                augment: bool) -> dict[str, torch.Tensor]:
+    def _sample(self, index: int, rng: np.random.Generator | None, augment: bool,
+                where: str = "central") -> dict[str, torch.Tensor]:
+        cfg = self.config
         matrix, centre, mirror = self._transform(index, rng if augment else None)
         sample: dict[str, torch.Tensor] = {}
+        if cfg.sampling == "window":  # one window of the cached frames for both modalities
+            picked = window_indices(cfg.decode_frames, cfg.rgb_frames, rng,
+                                    "random" if rng is not None else where)
+            if "rgb" in self.modalities:
+                sample["rgb"] = self._rgb(index, matrix, centre, picked)
+            if "heatmap" in self.modalities:
+                positions = grid_positions(max(1, int(self.lengths[index])), cfg.decode_frames)
+                sample["heatmap"] = self._heatmap(index, matrix, centre, mirror,
+                                                  positions[picked])
+            return self._with_low(sample, rng)
         if "rgb" in self.modalities:
-            sample["rgb"] = self._rgb(index, matrix, centre, rng)
+            sample["rgb"] = self._rgb(index, matrix, centre,
+                                      uniform_indices(cfg.decode_frames, cfg.rgb_frames, rng))
         if "heatmap" in self.modalities:
-            sample["heatmap"] = self._heatmap(index, matrix, centre, mirror, rng)
+            n = max(1, int(self.lengths[index]))
+            sample["heatmap"] = self._heatmap(index, matrix, centre, mirror,
+                                              uniform_indices(n, cfg.pose_frames, rng))
+        return self._with_low(sample, rng)
+
+    def _with_low(self, sample: dict[str, torch.Tensor],
+                  rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
+        """NLA-SLR's low-rate clip: a consecutive sub-window of every modality's clip (a random
+        start in training, the central one at test)."""
+        low = self.config.low_frames
+        if low is None:
+            return sample
+        span = self.config.rgb_frames - low
+        start = int(rng.integers(0, span + 1)) if rng is not None else span // 2
+        for name in list(sample):
+            sample[f"{name}_low"] = sample[name][:, start:start + low].contiguous()
         return sample
 
     def _rgb(self, index: int, matrix: np.ndarray, centre: np.ndarray,
-             rng: np.random.Generator | None) -> torch.Tensor:
+             frames: np.ndarray) -> torch.Tensor:
+        """`frames`: indices into the clip's cached frames."""
         assert self.frames is not None
         cfg = self.config
-        clip = self.frames.clip(index)  # (F, H, W, 3) uint8, decoded once
-        picked = clip[uniform_indices(len(clip), cfg.rgb_frames, rng)]
+        picked = self.frames.clip(index)[frames]  # (T, H, W, 3) uint8, decoded once
         return crop_clips(torch.from_numpy(np.ascontiguousarray(picked))[None],
                           torch.as_tensor(matrix)[None], torch.as_tensor(centre)[None],
                           self.frame_size, cfg.rgb_size)[0]
 
     def _heatmap(self, index: int, matrix: np.ndarray, centre: np.ndarray, mirror: bool,
-                 rng: np.random.Generator | None) -> torch.Tensor:
+                 positions: np.ndarray) -> torch.Tensor:
+        """`positions`: frame indices into the clip's pose sequence."""
         cfg = self.config
-        n = max(1, int(self.lengths[index]))
-        points = self.keypoints[index, uniform_indices(n, cfg.pose_frames, rng)]  # (T, V, 3)
+        points = self.keypoints[index, positions]  # (T, V, 3)
         if mirror:  # channel c stays joint c: take the mirror joint's point
             points = points[:, list(self.layout.mirror)]
         crop = (points[..., :2] - centre) @ np.linalg.inv(matrix).T  # frame px -> [-1, 1]²

@@ -225,6 +225,11 @@ class MethodAdapter(ABC):
         smoothing = float(stage.train.get("label_smoothing", 0.0))
         return functional.cross_entropy(logits.float(), targets, label_smoothing=smoothing), logits
 
+    def after_step(  # noqa: B027 - optional hook: a no-op unless a method overrides it
+        self, model: nn.Module, epoch: int, config: dict[str, Any], stage: Stage
+    ) -> None:
+        """Called after every optimiser step of `stage` (weight averaging, EMA couplings)."""
+
     def predict_heads(self, model: nn.Module, inputs: Any, config: dict[str, Any],
                       stage: Stage | None = None) -> dict[str, Tensor]:
         """Head -> logits for a batch at prediction time; `stage` set: its val selection

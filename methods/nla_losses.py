@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional
@@ -46,17 +45,36 @@ def mixed_targets(targets_a: Tensor, targets_b: Tensor, lam: float) -> Tensor:
     return lam * targets_a + (1.0 - lam) * targets_b
 
 
-def input_mixup(inputs: dict[str, Tensor], rng: np.random.Generator, probability: float = 0.75,
-                alpha: float = 0.8) -> tuple[dict[str, Tensor], Tensor | None, float]:
+def input_mixup(inputs: dict[str, Tensor], generator: torch.Generator | None = None,
+                probability: float = 0.75, alpha: float = 0.8
+                ) -> tuple[dict[str, Tensor], Tensor | None, float]:
     """NLA-SLR's batch-wise input mixup: with `probability`, λ ~ Beta(α, α) and every input
     mixed with the same shuffled copy of the batch. Returns (inputs, partner order or None,
-    λ); λ = 1 and None when the batch is left alone."""
-    if rng.random() >= probability:
+    λ); λ = 1 and None when the batch is left alone. Draws from `generator` (None: torch's
+    global generator, which the training checkpoints save, so a resumed run draws alike)."""
+    if float(torch.rand((), generator=generator)) >= probability:
         return inputs, None, 1.0
-    lam = float(rng.beta(alpha, alpha))
+    # Beta(α, α) from two Gamma draws through the same generator (torch's Beta takes none).
+    a, b = _gamma(alpha, generator), _gamma(alpha, generator)
+    lam = a / (a + b)
     first = next(iter(inputs.values()))
-    order = torch.from_numpy(rng.permutation(len(first))).to(first.device)
+    order = torch.randperm(len(first), generator=generator).to(first.device)
     return {k: lam * v + (1.0 - lam) * v[order] for k, v in inputs.items()}, order, lam
+
+
+def _gamma(alpha: float, generator: torch.Generator | None) -> float:
+    """One Gamma(α, 1) draw (Marsaglia and Tsang: normals and uniforms only)."""
+    if alpha < 1:  # boost: Gamma(α) = Gamma(α + 1) · U^(1/α)
+        return _gamma(alpha + 1, generator) * float(torch.rand((), generator=generator)) ** (
+            1 / alpha)
+    d = alpha - 1 / 3
+    c = 1 / math.sqrt(9 * d)
+    while True:
+        x = float(torch.randn((), generator=generator))
+        v = (1 + c * x) ** 3
+        if v > 0 and math.log(float(torch.rand((), generator=generator))) < (
+                0.5 * x * x + d - d * v + d * math.log(v)):
+            return d * v
 
 
 def imm_targets(labels: Tensor, num_classes: int, partner: Tensor | None = None,

@@ -134,3 +134,17 @@ def test_convert_errors() -> None:
         L.convert(np.zeros((4, 10, 3)), "hand10_left", "samslr_27")
     with pytest.raises(SlrbenchError, match="expected"):
         L.convert(np.zeros((4, 26, 3)), "samslr_27", "hand10_left")
+
+
+def test_nlaslr63_is_hand_mouth_pose_and_mirrors_like_coco() -> None:
+    from slrbench.datasets.layouts import NLASLR63_FROM_COCO, NLASLR_63
+
+    assert NLASLR63_FROM_COCO[:42] == tuple(range(91, 133))
+    assert NLASLR63_FROM_COCO[42:52] == (71, 73, 75, 77, 79, 81, 83, 85, 87, 89)
+    assert NLASLR63_FROM_COCO[52:] == tuple(range(11))
+    coco = L.get_layout("coco_wholebody_133")
+    for i, c in enumerate(NLASLR63_FROM_COCO):  # the mirror is COCO's, restricted
+        assert NLASLR63_FROM_COCO[NLASLR_63.mirror[i]] == coco.mirror[c]
+    pose = np.random.default_rng(0).normal(size=(2, 133, 3))
+    np.testing.assert_array_equal(L.convert(pose, "coco_wholebody_133", "nlaslr_63"),
+                                  pose[:, list(NLASLR63_FROM_COCO)])

@@ -270,3 +270,17 @@ def test_heads_the_adapter_does_not_predict_are_an_error(tmp_path: Path) -> None
     with pytest.raises(SlrbenchError, match=r"toyheads/xy: predicted heads \['x'\]; expected "
                                             r"\['x', 'x2'\]"):
         _run(tmp_path / "r", adapter)
+
+
+def test_after_step_runs_after_every_optimiser_step_of_every_stage(tmp_path: Path) -> None:
+    calls: list[tuple[str, int]] = []
+
+    class Counting(ToyAdapter):
+        def after_step(self, model: nn.Module, epoch: int, config: dict[str, Any],
+                       stage: Stage) -> None:
+            calls.append((stage.name, epoch))
+
+    _run(tmp_path / "r", Counting())
+    steps = -(-SIZES["train"] // 8)  # batches per epoch
+    assert len(calls) == steps * (2 + 3)
+    assert calls[0] == ("x-only", 0) and calls[-1] == ("joint", 2)

@@ -77,12 +77,22 @@ def test_imm_targets_by_hand() -> None:
 
 def test_input_mixup_mixes_every_modality_with_one_partner() -> None:
     inputs = {"rgb": torch.arange(4.0)[:, None], "heatmap": 10 * torch.arange(4.0)[:, None]}
-    mixed, order, lam = input_mixup(inputs, np.random.default_rng(0), probability=1.0)
+    mixed, order, lam = input_mixup(inputs, torch.Generator().manual_seed(0), probability=1.0)
     assert order is not None and 0 < lam < 1
     torch.testing.assert_close(mixed["rgb"], lam * inputs["rgb"] + (1 - lam) * inputs["rgb"][order])
     torch.testing.assert_close(mixed["heatmap"], 10 * mixed["rgb"])
-    same, none, one = input_mixup(inputs, np.random.default_rng(0), probability=0.0)
+    again = input_mixup(inputs, torch.Generator().manual_seed(0), probability=1.0)
+    assert again[2] == lam and torch.equal(again[1], order)  # reproducible draws
+    same, none, one = input_mixup(inputs, torch.Generator().manual_seed(0), probability=0.0)
     assert same is inputs and none is None and one == 1.0
+
+
+def test_mixup_weights_follow_beta_alpha_alpha() -> None:
+    generator = torch.Generator().manual_seed(1)
+    inputs = {"x": torch.zeros(4, 1)}
+    draws = np.array([input_mixup(inputs, generator, 1.0, alpha=0.8)[2] for _ in range(4000)])
+    # Beta(0.8, 0.8): mean 1/2, variance 1 / (4 (2α + 1)) = 0.0962
+    assert abs(draws.mean() - 0.5) < 0.02 and abs(draws.var() - 1 / (4 * 2.6)) < 0.01
     a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
     torch.testing.assert_close(mixed_targets(a, b, 0.7), torch.tensor([[0.7, 0.3]]))
 

@@ -225,3 +225,47 @@ def test_bad_video_settings_name_the_field() -> None:
         VideoConfig.from_dict({"layout": LAYOUT, "augment": {"zoom": 2}})
     config = VideoConfig(layout=LAYOUT, zeroed_joints=(3, 4))
     assert VideoConfig.from_dict(config.to_dict()) == config  # exact round trip
+
+
+# ------------------------------------------------------------------------ NLA-SLR options
+
+
+def test_window_sampling_draws_heatmaps_at_the_rgb_frames_and_cuts_a_low_window() -> None:
+    feeder, decoder = _feeder(box="frame", sampling="window", low_frames=2)
+    # A keypoint whose x moves with the clip frame, so each heatmap frame tells its position.
+    feeder.keypoints[..., 5, 0] = np.arange(6)[None, :] * 5.0
+    sample = feeder[0][0]
+    assert set(sample) == {"rgb", "heatmap", "rgb_low", "heatmap_low"}
+    rgb, maps = sample["rgb"][0], sample["heatmap"][0]  # evaluation: one central window
+    np.testing.assert_allclose(_pixels(rgb), decoder.clips[0], atol=1e-3)  # 4 of 4 frames
+    positions = np.round(np.linspace(0, 5, 4)).astype(int)  # the cache grid of a 6-frame clip
+    peak_x = maps[5].amax(dim=1).argmax(dim=1).numpy()  # column of the blob per frame
+    np.testing.assert_array_equal(peak_x, np.round(positions * 5.0 * 8 / SIZE - 0.5 + 1e-9))
+    torch.testing.assert_close(sample["rgb_low"][0], rgb[:, 1:3])  # central: start (4 - 2) // 2
+    torch.testing.assert_close(sample["heatmap_low"][0], maps[:, 1:3])
+
+
+def test_resized_crops_stay_inside_the_box_within_the_area_range() -> None:
+    feeder, _ = _feeder(train=True, box="frame",
+                        augment=VideoAugment(mode="resized_crop", area=(0.5, 0.5),
+                                             aspect=(1.0, 1.0)))
+    for epoch in range(5):
+        feeder.set_epoch(epoch)
+        matrix, centre, _ = feeder._transform(0, feeder._rng(0))
+        half = np.abs(np.diag(matrix))
+        np.testing.assert_allclose(half, SIZE / 2 * np.sqrt(0.5))  # area 0.5 of the frame
+        assert np.all(centre - half >= -1e-9) and np.all(centre + half <= SIZE + 1e-9)
+
+
+def test_nla_settings_are_checked() -> None:
+    with pytest.raises(SlrbenchError, match=r"data\.pose_frames: found 8 with window sampling"):
+        VideoConfig(layout=LAYOUT, rgb_frames=4, pose_frames=8, sampling="window")
+    with pytest.raises(SlrbenchError, match=r"data\.low_frames: found 9; expected 1 to"):
+        VideoConfig(layout=LAYOUT, rgb_frames=8, low_frames=9)
+    with pytest.raises(SlrbenchError, match=r"data\.box: found 'person'"):
+        VideoConfig(layout=LAYOUT, box="person")
+    with pytest.raises(SlrbenchError, match=r"data\.augment\.mode: found 'zoom'"):
+        VideoAugment(mode="zoom")
+    config = VideoConfig(layout=LAYOUT, sampling="window", low_frames=4,
+                         augment=VideoAugment(mode="resized_crop"))
+    assert VideoConfig.from_dict(config.to_dict()) == config

@@ -144,6 +144,8 @@ class Trainer:
     heads: Callable[[nn.Module, Any], dict[str, torch.Tensor]] | None = None
     select_on: str | None = None
     modalities: tuple[str, ...] = ()
+    # (model, epoch) after every optimiser step; None: nothing.
+    after_step: Callable[[nn.Module, int], None] | None = None
     # Epochs of the earlier stages: a later stage's batch order and augmentation draws go on
     # from them instead of repeating the first stage's.
     epoch_offset: int = 0
@@ -394,6 +396,8 @@ class Trainer:
                 nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            if self.after_step is not None:  # e.g. NLA-SLR's EMA coupling of two classifiers
+                self.after_step(model, epoch)
             total_loss += float(loss.detach()) * len(targets)
             correct += int((logits.argmax(1) == targets).sum())
             seen += len(targets)

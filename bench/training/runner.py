@@ -446,6 +446,8 @@ def _stage_trainer(task: StreamTask, stage: Stage | None, progress: str,
         trainer.modalities = adapter.prediction_modalities(config)
         return trainer
     trainer.loss = lambda m, x, y, epoch: adapter.training_loss(m, x, y, epoch, config, stage)
+    if type(adapter).after_step is not MethodAdapter.after_step:
+        trainer.after_step = lambda m, epoch: adapter.after_step(m, epoch, config, stage)
     trainer.heads = lambda m, x: adapter.predict_heads(m, x, config, stage)
     trainer.select_on = stage.select_on or task.heads[0]
     trainer.modalities = stage.modalities
@@ -457,7 +459,8 @@ def _plain_contract(adapter: MethodAdapter) -> bool:
     runner then trains exactly as it did before multi-head methods existed."""
     kind = type(adapter)
     return all(getattr(kind, hook) is getattr(MethodAdapter, hook)
-               for hook in ("stages", "training_loss", "predict_heads", "prediction_modalities"))
+               for hook in ("stages", "training_loss", "predict_heads", "prediction_modalities",
+                            "after_step"))
 
 
 def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:

@@ -21,7 +21,7 @@ from filelock import FileLock
 
 from slrbench import paths
 from slrbench.datasets.base import SPLITS, DatasetSpec, PoseArrays, SensorArrays
-from slrbench.datasets.frame_cache import FrameCache
+from slrbench.datasets.frame_cache import FrameCache, grid_positions
 from slrbench.errors import SlrbenchError
 from slrbench.store.atomic import atomic_write_with
 
@@ -300,8 +300,9 @@ class SynthSign:
     # RGB (lazy)
 
     def frame_indices(self, length: int, frames: int) -> np.ndarray:
-        """`frames` indices spread uniformly over a clip of `length` frames."""
-        return np.round(np.linspace(0, length - 1, frames)).astype(np.int64)
+        """`frames` indices spread uniformly over a clip of `length` frames (the frame cache's
+        grid)."""
+        return grid_positions(length, frames)
 
     def render_sample(self, split: str, i: int, size: int = RGB_SIZE, frames: int = 16,
                       motion: Motion | None = None) -> np.ndarray:
