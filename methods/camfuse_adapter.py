@@ -310,7 +310,7 @@ class CAMFuseAdapter(MethodAdapter):
             build = functools.partial(_build_preset, preset, channels)
             rows.append({
                 "preset": preset,
-                "params": parameter_counts(build, classes=(20, 2000)),
+                "params": parameter_counts(build, classes=(20, 2000), meta=True),
                 "frames": f"RGB {recipe['data']['rgb_frames']} x {recipe['data']['rgb_size']}², "
                           f"heatmaps {recipe['data']['pose_frames']} x "
                           f"{recipe['data']['heatmap_size']}², {channels} keypoints",

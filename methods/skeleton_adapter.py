@@ -91,9 +91,16 @@ def train_section(recipe: dict[str, Any]) -> dict[str, Any]:
 
 
 def parameter_counts(build: Callable[[int], nn.Module],
-                     classes: tuple[int, ...] = (20, 226, 2000)) -> str:
-    """`slrbench methods NAME` cell: trainable parameters of `build(K)` for a few K."""
-    return ", ".join(f"{count_trainable_parameters(build(k)):,} (K={k})" for k in classes)
+                     classes: tuple[int, ...] = (20, 226, 2000), meta: bool = False) -> str:
+    """`slrbench methods NAME` cell: trainable parameters of `build(K)` for a few K. `meta`:
+    build on torch's meta device (shapes only, no memory: the 131 M-parameter video models)."""
+    def count(k: int) -> int:
+        if not meta:
+            return count_trainable_parameters(build(k))
+        with torch.device("meta"):
+            return count_trainable_parameters(build(k))
+
+    return ", ".join(f"{count(k):,} (K={k})" for k in classes)
 
 
 def stored_text(recipe: dict[str, Any]) -> str:

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 def run(
     method: Annotated[str, typer.Option(
-        help="Method name, a comma list, or all (see `slrbench methods`); several methods are "
+        help="Method name, a comma list, or all (the main job: every method but nla; see "
+        "`slrbench methods`); several methods are "
         "also fused and reported.")],
     dataset: Annotated[str, typer.Option(help="Dataset name (see `slrbench datasets`).")],
     preset: Annotated[str | None, typer.Option(help="Model preset, e.g. tiny or paper.")] = None,
@@ -67,11 +68,11 @@ def run(
 ) -> None:
     """Train each stream, select on val, write val and test records."""
     from slrbench.methods.base import SolverAdapter
-    from slrbench.methods.registry import METHOD_NAMES, get_method
+    from slrbench.methods.registry import MAIN_JOB_METHODS, get_method
     from slrbench.training import RunRequest, run_all, select_device
     from slrbench.training.compute import check_counts
 
-    names = list(METHOD_NAMES) if method == "all" else split_list(method, "--method") or []
+    names = list(MAIN_JOB_METHODS) if method == "all" else split_list(method, "--method") or []
     adapters = [get_method(name) for name in dict.fromkeys(names)]
     if not adapters:
         raise SlrbenchError(f"--method: found '{method}', expected a method name, a comma "

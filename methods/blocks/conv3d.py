@@ -12,6 +12,10 @@ Own implementation of two block families, from facts only:
 ``Pathway3d`` chains a stem and stages of these blocks and exposes the stages one by one, so a
 two-pathway network can run stage i of both, exchange information, then run stage i + 1.
 
+``StagedBackbone`` is the same idea without a separate stem; ``s3d_backbone`` builds the full S3D
+of NLA-SLR's VKNet (Inception-style ``MixedBlock`` stages, docs/methods/nla.md#architecture) and
+``s3d_lite_backbone`` its scaled-down version (docs/methods/nla.md#presets).
+
 All modules take batches (N, C, T, H, W).
 """
 
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
+import torch
 from torch import Tensor, nn
 
 from slrbench.errors import SlrbenchError
@@ -310,3 +316,142 @@ def s3d_lite(
     stages = [StageSpec("s3d", d, w, s) for w, d, s in zip(widths, depths, strides)]
     return Pathway3d(in_channels, stem_channels or widths[0], stages, stem_kernel, stem_stride,
                      stem_pool_stride, temporal_kernel)
+
+
+# ------------------------------------------------------------------ staged backbones (NLA-SLR)
+# Facts: docs/methods/nla.md#architecture (S3D as NLA-SLR builds it, kylemin/S3D layer shapes).
+S3D_STAGE_CHANNELS = (64, 192, 480, 832, 1024)
+S3D_BN_EPS = 1e-3
+S3D_BN_MOMENTUM = 1e-3  # torch's convention (1 - TF decay 0.999)
+
+# GoogLeNet / I3D Inception widths per Mixed block: (1x1, 3x3 reduce, 3x3, second 3x3 reduce,
+# second 3x3, pool projection); S3D makes both 3x3 branches separable.
+S3D_MIXED: dict[str, tuple[int, int, int, int, int, int]] = {
+    "3b": (64, 96, 128, 16, 32, 32),
+    "3c": (128, 128, 192, 32, 96, 64),
+    "4b": (192, 96, 208, 16, 48, 64),
+    "4c": (160, 112, 224, 24, 64, 64),
+    "4d": (128, 128, 256, 24, 64, 64),
+    "4e": (112, 144, 288, 32, 64, 64),
+    "4f": (256, 160, 320, 32, 128, 128),
+    "5b": (256, 160, 320, 32, 128, 128),
+    "5c": (384, 192, 384, 48, 128, 128),
+}
+
+
+class MixedBlock(nn.Module):
+    """S3D "Mixed" (Inception) block: four parallel branches concatenated on channels -
+    1x1x1; 1x1x1 then separable 3x3x3; 1x1x1 then separable 3x3x3; 3x3x3 max-pool (stride 1)
+    then 1x1x1. Every conv is followed by BN + ReLU."""
+
+    def __init__(self, c_in: int, widths: Sequence[int]) -> None:
+        super().__init__()
+        if len(widths) != 6 or min(widths) < 1:
+            raise SlrbenchError(f"mixed block widths: found {list(widths)}; expected 6 "
+                                "integers >= 1")
+        b0, b1_reduce, b1, b2_reduce, b2, b3 = widths
+        self.branch0 = conv3d_bn_relu(c_in, b0, 1)
+        self.branch1 = nn.Sequential(conv3d_bn_relu(c_in, b1_reduce, 1),
+                                     SeparableConv3d(b1_reduce, b1, 3, 3))
+        self.branch2 = nn.Sequential(conv3d_bn_relu(c_in, b2_reduce, 1),
+                                     SeparableConv3d(b2_reduce, b2, 3, 3))
+        self.branch3 = nn.Sequential(nn.MaxPool3d(3, 1, 1), conv3d_bn_relu(c_in, b3, 1))
+        self.out_channels = b0 + b1 + b2 + b3
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], 1)
+
+
+def set_batchnorm(module: nn.Module, eps: float, momentum: float) -> None:
+    """Set eps and momentum of every BatchNorm in `module` (the blocks above use torch's
+    defaults; S3D's Kinetics weights were trained with eps 1e-3, momentum 1e-3)."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eps, m.momentum = eps, momentum
+
+
+class StagedBackbone(nn.Module):
+    """A backbone as a list of stages c1..cN. A multi-stream network runs ``stages[i]`` of each
+    stream itself and exchanges information between stages; ``forward_stages`` and
+    ``forward`` run one stream alone."""
+
+    def __init__(self, stages: Sequence[nn.Module], out_channels: Sequence[int]) -> None:
+        super().__init__()
+        if not stages or len(stages) != len(out_channels):
+            raise SlrbenchError(f"staged backbone: found {len(stages)} stages and "
+                                f"{len(out_channels)} widths; expected the same non-zero number")
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = [int(c) for c in out_channels]
+
+    def forward_stages(self, x: Tensor) -> list[Tensor]:
+        outputs = []
+        for stage in self.stages:
+            x = stage(x)
+            outputs.append(x)
+        return outputs
+
+    def forward(self, x: Tensor) -> Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+
+def s3d_backbone(in_channels: int = 3) -> StagedBackbone:
+    """The full S3D feature extractor (no classifier) in five stages:
+
+    * c1: separable 7x7x7 stem, stride 2 in space and time (64);
+    * c2: max-pool (1, 3, 3) / (1, 2, 2), 1x1x1 conv (64), separable 3x3x3 (192);
+    * c3: max-pool (1, 3, 3) / (1, 2, 2), Mixed 3b-3c (256, 480);
+    * c4: max-pool 3x3x3 / 2, Mixed 4b-4f (512, 512, 512, 528, 832);
+    * c5: max-pool 2x2x2 / 2, Mixed 5b-5c (832, 1024).
+
+    Convs without bias, BN eps 1e-3 and momentum 1e-3, torch's default init (upstream's init
+    of anything the Kinetics weights do not cover, e.g. a 63-channel heatmap stem).
+    """
+    if in_channels < 1:
+        raise SlrbenchError(f"s3d in_channels: found {in_channels}; expected >= 1")
+
+    def mixed(names: Sequence[str], c_in: int) -> tuple[list[nn.Module], int]:
+        blocks: list[nn.Module] = []
+        for name in names:
+            block = MixedBlock(c_in, S3D_MIXED[name])
+            blocks.append(block)
+            c_in = block.out_channels
+        return blocks, c_in
+
+    def spatial_pool() -> nn.Module:
+        return nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+
+    c3, c_3 = mixed(("3b", "3c"), 192)
+    c4, c_4 = mixed(("4b", "4c", "4d", "4e", "4f"), c_3)
+    c5, c_5 = mixed(("5b", "5c"), c_4)
+    stages: list[nn.Module] = [
+        SeparableConv3d(in_channels, 64, 7, 7, stride=2, temporal_stride=2),
+        nn.Sequential(spatial_pool(), conv3d_bn_relu(64, 64, 1), SeparableConv3d(64, 192, 3, 3)),
+        nn.Sequential(spatial_pool(), *c3),
+        nn.Sequential(nn.MaxPool3d(3, 2, 1), *c4),
+        nn.Sequential(nn.MaxPool3d(2, 2, 0), *c5),
+    ]
+    assert (64, 192, c_3, c_4, c_5) == S3D_STAGE_CHANNELS  # the table above is self-consistent
+    backbone = StagedBackbone(stages, S3D_STAGE_CHANNELS)
+    set_batchnorm(backbone, S3D_BN_EPS, S3D_BN_MOMENTUM)
+    return backbone
+
+
+def s3d_lite_backbone(in_channels: int, widths: Sequence[int], stem_kernel: int = 5,
+                      temporal_kernel: int = 3) -> StagedBackbone:
+    """Scaled-down S3D in ``len(widths)`` stages: c1 a separable stem (``stem_kernel`` squared,
+    stride 2 in space and time, ``widths[0]`` channels), then one residual ``S3DBlock`` of
+    spatial stride 2 per further width. Kaiming-normal convs as in ``Pathway3d``."""
+    widths = tuple(int(w) for w in widths)
+    if len(widths) < 2 or min(widths) < 1 or in_channels < 1:
+        raise SlrbenchError(f"s3d_lite backbone: found in_channels {in_channels}, widths "
+                            f"{list(widths)}; expected >= 1 and at least 2 widths >= 1")
+    stages: list[nn.Module] = [SeparableConv3d(in_channels, widths[0], stem_kernel,
+                                               temporal_kernel, stride=2, temporal_stride=2)]
+    stages += [S3DBlock(c_in, c_out, 2, temporal_kernel) for c_in, c_out in pairwise(widths)]
+    backbone = StagedBackbone(stages, widths)
+    for m in backbone.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return backbone
