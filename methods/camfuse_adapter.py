@@ -19,10 +19,10 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from slrbench.config import apply_overrides, rescale_schedule
-from slrbench.datasets.base import SPLITS, Dataset, DatasetSpec
+from slrbench.datasets.base import Dataset, DatasetSpec
 from slrbench.datasets.heatmaps import HeatmapConfig
 from slrbench.datasets.layouts import get_layout
-from slrbench.datasets.video import VideoAugment, VideoConfig, VideoFeeder
+from slrbench.datasets.video import VideoAugment, VideoConfig
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import (
     FusionRecipe,
@@ -34,6 +34,7 @@ from slrbench.methods.base import (
 )
 from slrbench.methods.camfuse import CAMFuse, CAMFuseConfig
 from slrbench.methods.skeleton_adapter import parameter_counts, recipe_text, train_section
+from slrbench.methods.video_adapter import video_stream_data
 
 UNIT = "rgbpose"
 HEADS = ("rgb", "pose", "fused")
@@ -172,15 +173,6 @@ def _build_preset(preset: str, channels: int, num_classes: int) -> nn.Module:
     return CAMFuse(_preset_model(preset, num_classes, channels))
 
 
-def check_video(dataset: Dataset, method: str) -> None:
-    if "rgb" not in dataset.spec.modalities or not callable(getattr(dataset, "frame_cache",
-                                                                    None)):
-        raise SlrbenchError(
-            f"--dataset {dataset.spec.name}: modalities {', '.join(dataset.spec.modalities)}; "
-            f"method '{method}' expected RGB frames with keypoints (a dataset with a decoded-"
-            "frame cache, docs/formats/video.md#decoded-frame-cache)")
-
-
 class CAMFuseAdapter(MethodAdapter):
     spec = SPEC
 
@@ -228,18 +220,8 @@ class CAMFuseAdapter(MethodAdapter):
         return CAMFuse(CAMFuseConfig.from_dict({**config["model"], "num_classes": num_classes}))
 
     def stream_data(self, dataset: Dataset, config: dict[str, Any], seed: int) -> StreamData:
-        check_video(dataset, self.spec.name)
-        data = VideoConfig.from_dict(config["data"])
-        clips = int(config["test_protocol"]["clips"])
-        feeders = {}
-        for split in SPLITS:
-            frames = dataset.frame_cache(split, data.decode_size,  # type: ignore[attr-defined]
-                                         data.decode_frames)
-            frame_size = dataset.spec.frame_size or (data.decode_size, data.decode_size)
-            feeders[split] = VideoFeeder(frames, dataset.pose(split), dataset.labels(split), data,
-                                         frame_size, train=split == "train", seed=seed,
-                                         test_clips=1 if split == "train" else clips)
-        return StreamData(train=feeders["train"], val=feeders["val"], test=feeders["test"])
+        return video_stream_data(dataset, self.spec.name, config["data"], seed,
+                                 test_clips=int(config["test_protocol"]["clips"]))
 
     # -- the multi-head, multi-stage contract ------------------------------------------------
     def heads(self, config: dict[str, Any]) -> tuple[str, ...]:

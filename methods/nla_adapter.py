@@ -18,11 +18,11 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from slrbench.config import apply_overrides
-from slrbench.datasets.base import SPLITS, Dataset, DatasetSpec
+from slrbench.datasets.base import Dataset, DatasetSpec
 from slrbench.datasets.gloss_vectors import gloss_similarity, shipped_vectors
 from slrbench.datasets.heatmaps import HeatmapConfig
 from slrbench.datasets.layouts import get_layout
-from slrbench.datasets.video import VideoAugment, VideoConfig, VideoFeeder
+from slrbench.datasets.video import VideoAugment, VideoConfig
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import (
     FusionRecipe,
@@ -32,7 +32,6 @@ from slrbench.methods.base import (
     Stage,
     StreamData,
 )
-from slrbench.methods.camfuse_adapter import check_video
 from slrbench.methods.nla import VKNet, VKNetConfig
 from slrbench.methods.nla_losses import (
     ema_beta,
@@ -46,6 +45,7 @@ from slrbench.methods.nla_losses import (
     uniform_targets,
 )
 from slrbench.methods.skeleton_adapter import parameter_counts, recipe_text, train_section
+from slrbench.methods.video_adapter import video_stream_data
 
 UNIT = "vknet"
 HEADS = ("rgb_h", "rgb_l", "kp_h", "kp_l", "fuse", "fuse_h", "fuse_l")
@@ -211,19 +211,10 @@ class NLAAdapter(MethodAdapter):
         return model
 
     def stream_data(self, dataset: Dataset, config: dict[str, Any], seed: int) -> StreamData:
-        check_video(dataset, self.spec.name)
-        data = VideoConfig.from_dict(config["data"])
-        windows = tuple(config["test_protocol"]["windows"])
-        feeders = {}
-        for split in SPLITS:
-            frames = dataset.frame_cache(split, data.decode_size,  # type: ignore[attr-defined]
-                                         data.decode_frames)
-            frame_size = dataset.spec.frame_size or (data.decode_size, data.decode_size)
-            feeders[split] = VideoFeeder(frames, dataset.pose(split), dataset.labels(split), data,
-                                         frame_size, train=split == "train", seed=seed,
-                                         test_windows=windows)
+        data = video_stream_data(dataset, self.spec.name, config["data"], seed,
+                                 test_windows=tuple(config["test_protocol"]["windows"]))
         self._language_tables(dataset.spec, config)
-        return StreamData(train=feeders["train"], val=feeders["val"], test=feeders["test"])
+        return data
 
     # -- language ------------------------------------------------------------------------------
     def _language_tables(self, spec: DatasetSpec, config: dict[str, Any]) -> None:

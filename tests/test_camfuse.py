@@ -12,7 +12,8 @@ import pytest
 from slrbench.datasets.base import Dataset
 from slrbench.datasets.registry import load_dataset
 from slrbench.errors import SlrbenchError
-from slrbench.methods.camfuse_adapter import HEADS, SINGLE, UNIT, CAMFuseAdapter, check_video
+from slrbench.methods.camfuse_adapter import HEADS, SINGLE, UNIT, CAMFuseAdapter
+from slrbench.methods.video_adapter import check_video
 from slrbench.store import RecordStore
 from slrbench.training import RunRequest, StreamOutcome, run
 
