@@ -94,3 +94,18 @@ def test_the_pose_box_is_the_padded_square_union_of_the_keypoints() -> None:
     np.testing.assert_allclose(inside[0, 0], [40.0, 20.0])  # (10 + 10) * 2, (20 - 10) * 2
     with pytest.raises(SlrbenchError, match="no detected keypoint"):
         pose_box(points, np.zeros((2, 3)))
+
+
+def test_the_separable_full_map_path_equals_the_direct_formula() -> None:
+    from slrbench.datasets.heatmaps import _merge
+
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-2, 18, (4, 2, 5, 2)).astype(np.float32)  # frames, people, joints
+    scores = rng.uniform(0, 1, (4, 2, 5)).astype(np.float32)
+    config = HeatmapConfig(sigma=1.75, use_score=False, min_score=0.2, truncate=None)
+    fast = joint_heatmaps(points, scores, (12, 16), config)
+    ys, xs = np.mgrid[0:12, 0:16].astype(np.float32)
+    squared = ((xs - points[..., 0, None, None]) ** 2 + (ys - points[..., 1, None, None]) ** 2)
+    direct = _merge(squared, scores, 1.75 * 16 / 56, config)
+    np.testing.assert_allclose(fast, direct, rtol=1e-5, atol=1e-7)
+    assert fast.shape == (4, 5, 12, 16)
