@@ -23,7 +23,6 @@ from slrbench.datasets.base import Dataset, DatasetSpec
 from slrbench.datasets.heatmaps import HeatmapConfig
 from slrbench.datasets.layouts import get_layout
 from slrbench.datasets.video import VideoAugment, VideoConfig
-from slrbench.errors import SlrbenchError
 from slrbench.methods.base import (
     FusionRecipe,
     MethodAdapter,
@@ -34,7 +33,13 @@ from slrbench.methods.base import (
 )
 from slrbench.methods.camfuse import CAMFuse, CAMFuseConfig
 from slrbench.methods.skeleton_adapter import parameter_counts, recipe_text, train_section
-from slrbench.methods.video_adapter import video_stream_data
+from slrbench.methods.video_adapter import (
+    check_unit,
+    clip_probabilities,
+    input_shapes,
+    log_probabilities,
+    video_stream_data,
+)
 
 UNIT = "rgbpose"
 HEADS = ("rgb", "pose", "fused")
@@ -179,9 +184,7 @@ class CAMFuseAdapter(MethodAdapter):
     def resolve_config(self, preset: str, spec: DatasetSpec, stream: str,
                        overrides: dict[str, Any]) -> dict[str, Any]:
         self.check_preset(preset)
-        if stream != UNIT:
-            raise SlrbenchError(f"camfuse: training unit '{stream}'; expected '{UNIT}' (its "
-                                f"heads {', '.join(HEADS)} train together)")
+        check_unit(SPEC.name, stream, UNIT, SPEC.streams)
         recipe = PRESETS[preset]
         heatmap = HeatmapConfig(min_sigma=1.0 if preset == "tiny" else 0.0)
         data = VideoConfig(**{**recipe["data"], "heatmap": heatmap, "augment": VideoAugment(),
@@ -263,20 +266,11 @@ class CAMFuseAdapter(MethodAdapter):
                       stage: Stage | None = None) -> dict[str, Tensor]:
         """Every clip of the test protocol through the model; per head the log of the mean
         softmax over clips (pyskl's average_clips='prob', kept in logit space)."""
-        clips = next(iter(inputs.values())).shape[1]
-        flat = {k: v.flatten(0, 1) for k, v in inputs.items()}  # (N * clips, ...)
-        outputs = model(**flat)
-        return {head: torch.log(functional.softmax(logits.float().unflatten(0, (-1, clips)),
-                                                   dim=-1).mean(1).clamp_min(1e-30))
-                for head, logits in outputs.items()}
+        probs = clip_probabilities(lambda flat: model(**flat), inputs)
+        return {head: log_probabilities(p) for head, p in probs.items()}
 
     def describe_inputs(self, config: dict[str, Any]) -> dict[str, Any]:
-        data = config["data"]
-        channels = get_layout(data["layout"]).num_nodes
-        return {"rgb": [3, data["rgb_frames"], data["rgb_size"], data["rgb_size"]],
-                "heatmap": [channels, data["pose_frames"], data["heatmap_size"],
-                            data["heatmap_size"]],
-                "test_clips": int(config["test_protocol"]["clips"])}
+        return {**input_shapes(config), "test_clips": int(config["test_protocol"]["clips"])}
 
     def example_inputs(self, config: dict[str, Any], batch: int, train: bool,
                        device: torch.device) -> dict[str, Tensor]:

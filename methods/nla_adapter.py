@@ -23,7 +23,6 @@ from slrbench.datasets.gloss_vectors import gloss_similarity, shipped_vectors
 from slrbench.datasets.heatmaps import HeatmapConfig
 from slrbench.datasets.layouts import get_layout
 from slrbench.datasets.video import VideoAugment, VideoConfig
-from slrbench.errors import SlrbenchError
 from slrbench.methods.base import (
     FusionRecipe,
     MethodAdapter,
@@ -45,7 +44,13 @@ from slrbench.methods.nla_losses import (
     uniform_targets,
 )
 from slrbench.methods.skeleton_adapter import parameter_counts, recipe_text, train_section
-from slrbench.methods.video_adapter import video_stream_data
+from slrbench.methods.video_adapter import (
+    check_unit,
+    clip_probabilities,
+    input_shapes,
+    log_probabilities,
+    video_stream_data,
+)
 
 UNIT = "vknet"
 HEADS = ("rgb_h", "rgb_l", "kp_h", "kp_l", "fuse", "fuse_h", "fuse_l")
@@ -166,9 +171,7 @@ class NLAAdapter(MethodAdapter):
     def resolve_config(self, preset: str, spec: DatasetSpec, stream: str,
                        overrides: dict[str, Any]) -> dict[str, Any]:
         self.check_preset(preset)
-        if stream != UNIT:
-            raise SlrbenchError(f"nla: training unit '{stream}'; expected '{UNIT}' (its "
-                                f"streams {', '.join(STREAMS)} train together)")
+        check_unit(SPEC.name, stream, UNIT, STREAMS)
         recipe = PRESETS[preset]
         data = VideoConfig(layout="nlaslr_63", box="frame", sampling="window",
                            heatmap=NLA_HEATMAP,
@@ -213,11 +216,11 @@ class NLAAdapter(MethodAdapter):
     def stream_data(self, dataset: Dataset, config: dict[str, Any], seed: int) -> StreamData:
         data = video_stream_data(dataset, self.spec.name, config["data"], seed,
                                  test_windows=tuple(config["test_protocol"]["windows"]))
-        self._language_tables(dataset.spec, config)
+        self._language_tables(dataset.spec)
         return data
 
     # -- language ------------------------------------------------------------------------------
-    def _language_tables(self, spec: DatasetSpec, config: dict[str, Any]) -> None:
+    def _language_tables(self, spec: DatasetSpec) -> None:
         """The gloss vectors and their similarity for this dataset's classes (kept on the
         adapter: the loss and the model's mixup read them)."""
         vectors, _ = class_vectors(spec)
@@ -234,7 +237,7 @@ class NLAAdapter(MethodAdapter):
                                           float(language["epsilon"]), float(language["tau"]))
         if kind == "none":
             return functional.one_hot(labels, num_classes).float()
-        return uniform_targets(labels, num_classes, float(language["epsilon"])).to(labels.device)
+        return uniform_targets(labels, num_classes, float(language["epsilon"]))
 
     # -- the contract --------------------------------------------------------------------------
     def heads(self, config: dict[str, Any]) -> tuple[str, ...]:
@@ -283,23 +286,14 @@ class NLAAdapter(MethodAdapter):
                       stage: Stage | None = None) -> dict[str, Tensor]:
         """Every test window through the model; per head the log of the softmax averaged over
         the windows, and the two ensembles (log of the summed averaged softmax)."""
-        windows = next(iter(inputs.values())).shape[1]
-        flat = {k: v.flatten(0, 1) for k, v in inputs.items()}
-        logits = model(**flat)["logits"]
-        probs = {h: functional.softmax(v.float().unflatten(0, (-1, windows)), dim=-1).mean(1)
-                 for h, v in logits.items()}
-        out = {h: torch.log(p.clamp_min(1e-30)) for h, p in probs.items()}
+        probs = clip_probabilities(lambda flat: model(**flat)["logits"], inputs)
+        out = {h: log_probabilities(p) for h, p in probs.items()}
         for name, members in ENSEMBLES.items():
-            out[name] = torch.log(sum(probs[h] for h in members).clamp_min(1e-30))  # type: ignore[union-attr]
+            out[name] = log_probabilities(torch.stack([probs[h] for h in members]).sum(0))
         return out
 
     def describe_inputs(self, config: dict[str, Any]) -> dict[str, Any]:
-        data = config["data"]
-        channels = get_layout(data["layout"]).num_nodes
-        return {"rgb": [3, data["rgb_frames"], data["rgb_size"], data["rgb_size"]],
-                "heatmap": [channels, data["pose_frames"], data["heatmap_size"],
-                            data["heatmap_size"]],
-                "low_frames": data["low_frames"],
+        return {**input_shapes(config), "low_frames": config["data"]["low_frames"],
                 "test_windows": len(config["test_protocol"]["windows"])}
 
     def example_inputs(self, config: dict[str, Any], batch: int, train: bool,

@@ -36,7 +36,7 @@ def language_aware_targets(similarity: Tensor, labels: Tensor, epsilon: float = 
 def uniform_targets(labels: Tensor, num_classes: int, epsilon: float = 0.2) -> Tensor:
     """Plain label smoothing (a vocabulary without vectors): 1 - ε + ε/K on y, ε/K elsewhere
     (torch's `label_smoothing`)."""
-    targets = torch.full((len(labels), num_classes), epsilon / num_classes)
+    targets = torch.full((len(labels), num_classes), epsilon / num_classes, device=labels.device)
     return targets.scatter(1, labels[:, None], 1.0 - epsilon + epsilon / num_classes)
 
 

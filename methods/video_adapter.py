@@ -1,11 +1,18 @@
-"""Shared data side of the video methods (CAMFuse, NLA-SLR): the dataset check and one
-`VideoFeeder` per split over the dataset's decoded-frame cache (docs/formats/video.md)."""
+"""What the video methods (CAMFuse, NLA-SLR) share around their networks: the dataset check,
+one `VideoFeeder` per split over the dataset's decoded-frame cache (docs/formats/video.md), the
+training-unit check, the input shapes, and multi-clip prediction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import torch
+from torch import Tensor
+from torch.nn import functional
+
 from slrbench.datasets.base import SPLITS, Dataset
+from slrbench.datasets.layouts import get_layout
 from slrbench.datasets.video import VideoConfig, VideoFeeder
 from slrbench.errors import SlrbenchError
 from slrbench.methods.base import StreamData
@@ -36,3 +43,35 @@ def video_stream_data(dataset: Dataset, method: str, data_config: dict[str, Any]
                                      frame_size, train=train, seed=seed,
                                      **({} if train else evaluation))
     return StreamData(train=feeders["train"], val=feeders["val"], test=feeders["test"])
+
+
+def check_unit(method: str, unit: str, expected: str, streams: tuple[str, ...]) -> None:
+    """A video method trains one unit whose streams cannot be trained apart."""
+    if unit != expected:
+        raise SlrbenchError(f"{method}: training unit '{unit}'; expected '{expected}' (its "
+                            f"streams {', '.join(streams)} train together)")
+
+
+def input_shapes(config: dict[str, Any]) -> dict[str, list[int]]:
+    """Per-sample (C, T, H, W) of the RGB and heatmap clips the pipeline yields."""
+    data = config["data"]
+    channels = get_layout(data["layout"]).num_nodes
+    return {"rgb": [3, data["rgb_frames"], data["rgb_size"], data["rgb_size"]],
+            "heatmap": [channels, data["pose_frames"], data["heatmap_size"],
+                        data["heatmap_size"]]}
+
+
+def clip_probabilities(logits_of: Callable[[dict[str, Tensor]], dict[str, Tensor]],
+                       inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Inputs of several test clips per sample, (N, clips, ...): every clip through the model
+    at once, then per head the softmax averaged over the clips (pyskl's average_clips='prob',
+    NLA-SLR's 3-crop)."""
+    clips = next(iter(inputs.values())).shape[1]
+    logits = logits_of({k: v.flatten(0, 1) for k, v in inputs.items()})
+    return {head: functional.softmax(v.float().unflatten(0, (-1, clips)), dim=-1).mean(1)
+            for head, v in logits.items()}
+
+
+def log_probabilities(probs: Tensor) -> Tensor:
+    """Probabilities stored as logits: their softmax is the distribution itself."""
+    return torch.log(probs.clamp_min(1e-30))
