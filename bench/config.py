@@ -30,10 +30,41 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[s
                 f"override '{dotted}': unknown field '{leaf}'; expected one of "
                 f"{', '.join(sorted(node))}"
             )
-        node[leaf] = value
+        node[leaf] = checked_override(dotted, node[leaf], value)
     if "train.epochs" in overrides:
         rescale_schedule(result["train"], int(config["train"]["epochs"]), overrides)
     return result
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "a section"
+
+
+def checked_override(dotted: str, current: Any, value: Any) -> Any:
+    """An override keeps the field's kind (a switch stays true/false, a count an integer), so
+    `train.epochs=ten` fails here with the field's name instead of deep inside training. A
+    field that is null by default takes anything; 3.0 for an integer field is 3."""
+    if current is None:
+        return value
+    expected, found = _kind(current), _kind(value)
+    integer_expected = isinstance(current, int) and not isinstance(current, bool)
+    if integer_expected and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if found != expected or (integer_expected and isinstance(value, float)):
+        shown = "an integer" if integer_expected else expected
+        raise SlrbenchError(f"override '{dotted}': found {value!r}; expected {shown} (the "
+                            f"field's default is {current!r})")
+    return value
 
 
 def rescale_schedule(train: dict[str, Any], recipe_epochs: int, overrides: dict[str, Any]) -> None:

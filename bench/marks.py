@@ -17,7 +17,10 @@ FLAG_NOTES = {
     "?": "imported: which split selected the checkpoint is not known (no --selection-split)",
     "⊙": "fusion cross-fitted on the reported split (each fold scored with weights fitted on "
          "the other folds; folds by signer or by sample, see tuned_on)",
+    "↑": "upper bound: reads at test time an input the method's claim does without (e.g. the "
+         "real wrist IMU of self-learning fusion)",
 }
+UPPER_BOUND = "↑"
 
 
 # Where a published number was read (the start of `PublishedResult.source`).
@@ -55,4 +58,21 @@ def record_flags(meta: dict[str, Any], split: str) -> str:
     fusion = meta.get("fusion") or {}
     if str(fusion.get("tuned_on") or "").startswith("test-crossfit") and split == "test":
         flags += "⊙"
+    # An upper-bound stream, or a fusion with one among its inputs (the inputs' common
+    # test_protocol names them).
+    upper = set(protocol.get("upper_bound_streams") or ())
+    streams = {meta.get("stream"), *(i.get("stream") for i in fusion.get("inputs") or ())}
+    if upper & streams:
+        flags += UPPER_BOUND
     return flags
+
+
+def stream_label(stream: str, upper_bounds: Iterable[str]) -> str:
+    """A stream's name as tables of methods show it: upper bounds carry their mark."""
+    return f"{stream} {UPPER_BOUND}" if stream in set(upper_bounds) else stream
+
+
+def record_stream_label(meta: dict[str, Any]) -> str:
+    """A record's stream as tables without a flags column show it: an upper bound keeps ↑."""
+    upper = UPPER_BOUND in record_flags(meta, str(meta.get("split")))
+    return stream_label(str(meta.get("stream")), [str(meta.get("stream"))] if upper else [])

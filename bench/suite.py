@@ -45,7 +45,30 @@ def fusion_strategies(adapter: MethodAdapter) -> list[str]:
     return [recipe.strategy, *extra]
 
 
-def _overrides_for(adapter: MethodAdapter, overrides: dict[str, Any]) -> dict[str, Any]:
+def fuse_with_recipe(store: RecordStore, adapter: MethodAdapter, dataset: str, seed: int,
+                     bootstrap: BootstrapConfig | None,
+                     streams: Sequence[str] | None = None) -> list[FusionOutcome]:
+    """Fuse one method's stored streams of one seed (`streams`, default the recipe's) with its
+    default recipe (and its val search when the published weights were tuned on test), with
+    the leave-one-out ablation; a line per fused record. Fewer than two streams: nothing."""
+    method = adapter.spec.name
+    if len(streams if streams is not None else adapter.spec.streams) < 2:
+        return []
+    outcomes = []
+    for strategy in fusion_strategies(adapter):
+        options = default_options(method, dataset, strategy=strategy, seed=seed)
+        outcome = fuse_from_store(store, method, dataset, options, streams=streams,
+                                  input_seed=seed, ablate=SUITE_ABLATIONS, bootstrap=bootstrap)
+        outcomes.append(outcome)
+        test = outcome.records["test"]
+        flags = record_flags(test.meta, "test")
+        print_line(f"fused {method} on {dataset}, seed {seed} ({strategy}"
+                   f"{', ' + flags if flags else ''}): test P-I@1 "
+                   f"{100 * test.metrics['pi@1']['value']:.1f} %")
+    return outcomes
+
+
+def overrides_for(adapter: MethodAdapter, overrides: dict[str, Any]) -> dict[str, Any]:
     """A solver-fitted method has no training epochs: `--epochs` (train.*) applies to the
     methods trained by the epoch loop only."""
     if isinstance(adapter, SolverAdapter):
@@ -76,7 +99,7 @@ def run_suite(
     requests = [
         RunRequest(method=adapter, dataset=dataset, preset=preset or adapter.spec.default_preset,
                    streams=adapter.spec.streams, seed=seed, bootstrap=bootstrap,
-                   overrides=_overrides_for(adapter, overrides), **settings)
+                   overrides=overrides_for(adapter, overrides), **settings)
         for adapter in adapters
     ]
     tic = time.perf_counter()
@@ -87,18 +110,9 @@ def run_suite(
     fusions: dict[str, list[FusionOutcome]] = {}
     tic = time.perf_counter()
     for adapter in adapters:
-        method = adapter.spec.name
-        if len(adapter.spec.streams) < 2:
-            continue  # one stream (the linear baseline): nothing to fuse
-        for strategy in fusion_strategies(adapter):
-            options = default_options(method, name, strategy=strategy, seed=seed)
-            outcome = fuse_from_store(store, method, name, options, input_seed=seed,
-                                      ablate=SUITE_ABLATIONS, bootstrap=bootstrap)
-            fusions.setdefault(method, []).append(outcome)
-            test = outcome.records["test"]
-            flags = record_flags(test.meta, "test")
-            print_line(f"fused {method} ({strategy}{', ' + flags if flags else ''}): test P-I@1 "
-                       f"{100 * test.metrics['pi@1']['value']:.1f} %")
+        fused = fuse_with_recipe(store, adapter, name, seed, bootstrap)
+        if fused:
+            fusions[adapter.spec.name] = fused
     seconds["fuse"] = time.perf_counter() - tic
 
     tic = time.perf_counter()

@@ -40,6 +40,9 @@ class DatasetSpec:
     citation: str = ""
     license: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    # Official split sizes where the local copy lacks samples (a prepared copy of a dataset
+    # with dead videos): n_official reports them instead of the ids found.
+    official_sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -53,7 +56,7 @@ class DatasetSpec:
         return sha256_lines(self.splits[split])
 
     def n_official(self, split: str) -> int:
-        return len(self.splits[split])
+        return self.official_sizes.get(split, len(self.splits[split]))
 
 
 @dataclass(frozen=True)

@@ -92,9 +92,7 @@ def read_vec(path: Path, classes: Sequence[str]) -> GlossVectors:
     """Vectors of `classes` from a fastText text file (`.vec`: a "count dim" header, then one
     "word v1 ... vD" line per word), read once, keeping only the tokens the glosses need."""
     if path.suffix == ".bin":
-        raise SlrbenchError(f"--word-vectors {path}: fastText .bin files need the `fasttext` "
-                            "package; expected a .vec text file (fastText's own export, "
-                            "docs/formats/word-vectors.md)")
+        return read_bin(path, classes)
     wanted = {t for gloss in classes for t in gloss_tokens(gloss)}
     table: dict[str, np.ndarray] = {}
     try:
@@ -117,6 +115,64 @@ def read_vec(path: Path, classes: Sequence[str]) -> GlossVectors:
         raise SlrbenchError(f"--word-vectors {path}: cannot read ({exc.strerror})") from None
     vectors, missing = embed_glosses(classes, table.get, dim)
     return GlossVectors(tuple(classes), vectors, f"fastText {path.name}", missing)
+
+
+def read_bin(path: Path, classes: Sequence[str]) -> GlossVectors:
+    """Vectors of `classes` from a fastText binary model (`.bin`, the paper's
+    crawl-300d-2M-subword), through the optional `fasttext` package. A token outside the
+    model's vocabulary gets fastText's subword vector (the sum of its character n-grams), as
+    the paper's lookups did; only a token with no known n-gram counts as unknown."""
+    try:
+        import fasttext  # the `fasttext` extra: a compiled reader of the binary format
+    except ImportError:
+        raise SlrbenchError(f"--word-vectors {path}: reading fastText .bin files needs the "
+                            "optional `fasttext` package (pip install 'slrbench[fasttext]'); "
+                            "expected it installed, or a .vec text file "
+                            "(docs/formats/word-vectors.md)") from None
+    if not path.is_file():
+        raise SlrbenchError(f"--word-vectors {path}: no such file; expected a fastText .bin "
+                            "model")
+    try:
+        model = fasttext.load_model(str(path))
+    except ValueError as exc:  # fastText's own message for a file that is not a model
+        raise SlrbenchError(f"--word-vectors {path}: not a fastText model ({exc}); expected "
+                            "a .bin file written by fastText") from None
+    dim = int(model.get_dimension())
+
+    def lookup(token: str) -> np.ndarray | None:
+        vector = np.asarray(model.get_word_vector(token), dtype=np.float32)
+        return vector if vector.any() else None  # all-zero: no n-gram of it is known
+
+    vectors, missing = embed_glosses(classes, lookup, dim)
+    return GlossVectors(tuple(classes), vectors, f"fastText {path.name}", missing)
+
+
+SHIPPED_SOURCE = "shipped"
+
+
+def class_vectors(source: str, classes: Sequence[str]) -> GlossVectors:
+    """The gloss vectors of `classes` in order from `source`: "shipped" (GloVe 6B 50-d) or the
+    path of a fastText `.vec` / `.bin` file. Read once per process for a given file state."""
+    if source == SHIPPED_SOURCE:
+        table = shipped_vectors()
+        vectors, missing = table.for_classes(classes)
+        return GlossVectors(tuple(classes), vectors, table.source, missing)
+    path = Path(source).expanduser()
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise SlrbenchError(f"--word-vectors {path}: cannot read ({exc.strerror}); expected a "
+                            "fastText .vec or .bin file") from None
+    if path.suffix not in (".vec", ".bin"):
+        raise SlrbenchError(f"--word-vectors {path}: suffix '{path.suffix}'; expected a "
+                            "fastText .vec or .bin file")
+    return _read_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns, tuple(classes))
+
+
+@lru_cache(maxsize=4)
+def _read_cached(path: str, size: int, mtime_ns: int, classes: tuple[str, ...]) -> GlossVectors:
+    # size and mtime are part of the key: a file replaced in place is read again.
+    return read_vec(Path(path), classes)
 
 
 def gloss_similarity(vectors: np.ndarray) -> np.ndarray:

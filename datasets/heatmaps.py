@@ -44,14 +44,20 @@ def scaled_sigma(config: HeatmapConfig, map_size: int) -> float:
 
 
 def joint_heatmaps(points: np.ndarray, scores: np.ndarray, size: tuple[int, int],
-                   config: HeatmapConfig, sigma: float | None = None) -> np.ndarray:
+                   config: HeatmapConfig, sigma: float | None = None,
+                   joints_last: bool = False) -> np.ndarray:
     """points (..., P, V, 2) x, y in map pixels, scores (..., P, V) -> (..., V, H, W) float32,
-    the P people merged by maximum."""
+    the P people merged by maximum; `joints_last`: (..., H, W, V) instead."""
     points, scores = _check(points, scores)
     height, width = size
     s = scaled_sigma(config, max(size)) if sigma is None else sigma
     if config.truncate is None:  # a full-map Gaussian is separable: one outer product
+        if joints_last:
+            return _separable_joints_last(points, scores, size, s, config)
         return _separable(points, scores, size, s, config)
+    if joints_last:
+        return np.ascontiguousarray(np.moveaxis(joint_heatmaps(points, scores, size, config, s),
+                                                -3, -1))
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     dx = xs - points[..., 0, None, None]  # (..., P, V, H, W)
     dy = ys - points[..., 1, None, None]
@@ -63,14 +69,32 @@ def _separable(points: np.ndarray, scores: np.ndarray, size: tuple[int, int], si
                config: HeatmapConfig) -> np.ndarray:
     """exp(-(dx² + dy²) / 2σ²) as exp(-dx² / 2σ²) · exp(-dy² / 2σ²): the same maps as
     `_merge` without a window, from H + W exponentials per joint instead of H · W."""
+    gx, gy, weight = _gaussians(points, scores, size, sigma, config)
+    maps = (gy * weight[..., None])[..., :, None] * gx[..., None, :]  # (..., P, V, H, W)
+    return _max_over_people(maps)
+
+
+def _gaussians(points: np.ndarray, scores: np.ndarray, size: tuple[int, int], sigma: float,
+               config: HeatmapConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 1-D factors exp(-dx² / 2σ²) (..., W), exp(-dy² / 2σ²) (..., H) and each joint's
+    amplitude (...) of the separable full-map Gaussians."""
     height, width = size
     scale = np.float32(-0.5 / (sigma * sigma))
     gx = np.exp(scale * (np.arange(width, dtype=np.float32) - points[..., 0, None]) ** 2)
     gy = np.exp(scale * (np.arange(height, dtype=np.float32) - points[..., 1, None]) ** 2)
     drawn = scores >= config.min_score
     weight = np.where(drawn, scores if config.use_score else 1.0, 0.0).astype(np.float32)
-    maps = (gy * weight[..., None])[..., :, None] * gx[..., None, :]  # (..., P, V, H, W)
-    return maps.max(axis=-4).astype(np.float32)
+    return gx, gy, weight
+
+
+def _separable_joints_last(points: np.ndarray, scores: np.ndarray, size: tuple[int, int],
+                           sigma: float, config: HeatmapConfig) -> np.ndarray:
+    """`_separable` written straight into (..., H, W, V) memory."""
+    gx, gy, weight = _gaussians(points, scores, size, sigma, config)
+    rows = np.swapaxes(gy * weight[..., None], -1, -2)  # (..., P, H, V)
+    columns = np.swapaxes(gx, -1, -2)  # (..., P, W, V)
+    # A reduction over several people may leave numpy's output strided: make it dense.
+    return np.ascontiguousarray(_max_over_people(rows[..., :, None, :] * columns[..., None, :, :]))
 
 
 def limb_heatmaps(points: np.ndarray, scores: np.ndarray, limbs: Sequence[tuple[int, int]],
@@ -104,8 +128,15 @@ def _merge(squared: np.ndarray, amplitude: np.ndarray, sigma: float,
         values = np.where(squared <= (config.truncate * sigma) ** 2, values, 0.0)
     drawn = amplitude >= config.min_score
     weight = np.where(drawn, amplitude if config.use_score else 1.0, 0.0)
-    maps = values * weight[..., None, None]
-    return maps.max(axis=-4).astype(np.float32)  # people merge by maximum
+    return _max_over_people(values * weight[..., None, None])
+
+
+def _max_over_people(maps: np.ndarray, axis: int = -4) -> np.ndarray:
+    """(..., P, V, H, W) -> (..., V, H, W) float32, people (`axis`) merged by maximum; one
+    person (the usual case) is a view, not a reduction and a copy (most of a sample's drawing
+    time)."""
+    merged = np.squeeze(maps, axis) if maps.shape[axis] == 1 else maps.max(axis=axis)
+    return merged.astype(np.float32, copy=False)
 
 
 def _check(points: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

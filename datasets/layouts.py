@@ -11,6 +11,9 @@ docs/methods/lgf.md):
   +5 offset), flip permutation of ``feeders/feeder.py``.
 * ``hand10_*`` / ``hand21_*``: LGF-SLR hand subsets, a slrbench reconstruction
   (docs/methods/lgf.md#reconstruction-decisions).
+* ``mediapipe_holistic_576`` / ``_586`` and ``openpose_137``: the extractors' point lists as
+  pose-format files store them, and their mapping onto COCO-WholeBody
+  (docs/formats/keypoint-layouts.md#mediapipe-to-coco-wholebody and #openpose-137).
 
 "Left"/"right" are COCO's labels. In SAM-SLR arrays the frames were flipped before pose
 extraction, so COCO-left is the signer's anatomical right there
@@ -246,10 +249,148 @@ def _subset(name: str, coco_ids: tuple[int, ...], center: int) -> KeypointLayout
 
 NLASLR_63 = _subset("nlaslr_63", NLASLR63_FROM_COCO, center=0)
 
+# --------------------------------------------------------------------------------------------
+# Extractor layouts: MediaPipe Holistic as pose-format stores it, and OpenPose 137
+# (docs/formats/keypoint-layouts.md#mediapipe-holistic and #openpose-137)
+# --------------------------------------------------------------------------------------------
+#: MediaPipe's 33 pose landmarks in their index order; sides are the signer's anatomical sides.
+MEDIAPIPE_POSE_NAMES = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer",
+    "right_eye_inner", "right_eye", "right_eye_outer", "left_ear", "right_ear",
+    "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee",
+    "left_ankle", "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)  # fmt: skip
+# A drawing tree over the 33 pose points rooted at the nose (MediaPipe's own connections have
+# cycles, e.g. the torso); every edge has its mirror image in the set.
+_MEDIAPIPE_POSE_EDGES: tuple[Edge, ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 8), (0, 9), (0, 10),
+    (0, 11), (0, 12), (11, 13), (13, 15), (12, 14), (14, 16),
+    (15, 17), (15, 19), (15, 21), (16, 18), (16, 20), (16, 22),
+    (11, 23), (12, 24), (23, 25), (25, 27), (24, 26), (26, 28),
+    (27, 29), (27, 31), (28, 30), (28, 32),
+)  # fmt: skip
+MEDIAPIPE_FACE_POINTS = 468
+MEDIAPIPE_FACE_POINTS_REFINED = 478  # + 10 iris landmarks (refine_face_landmarks)
+
+#: BODY_25 in its index order, sides anatomical.
+OPENPOSE_BODY25_NAMES = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist",
+    "left_shoulder", "left_elbow", "left_wrist", "mid_hip", "right_hip", "right_knee",
+    "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye",
+    "right_ear", "left_ear", "left_big_toe", "left_small_toe", "left_heel",
+    "right_big_toe", "right_small_toe", "right_heel",
+)  # fmt: skip
+# OpenPose's own BODY_25 limbs form a tree rooted at the neck; re-rooted at the nose here.
+_BODY25_EDGES: tuple[Edge, ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8),
+    (8, 9), (9, 10), (10, 11), (8, 12), (12, 13), (13, 14),
+    (0, 15), (15, 17), (0, 16), (16, 18),
+    (14, 19), (19, 20), (14, 21), (11, 22), (22, 23), (11, 24),
+)  # fmt: skip
+OPENPOSE_FACE_BASE = 25  # 70 face points: iBUG-68 order, then the two pupils (68, 69)
+OPENPOSE_LEFT_HAND_BASE = 95
+OPENPOSE_RIGHT_HAND_BASE = 116
+
+
+def _swap_sides(name: str) -> str:
+    return name.replace("left", "\0").replace("right", "left").replace("\0", "right")
+
+
+def _mirror_by_name(names: tuple[str, ...]) -> list[int]:
+    """Each point's flip partner: the point whose name has left and right swapped (itself when
+    the name carries no side)."""
+    index = {n: i for i, n in enumerate(names)}
+    return [index.get(_swap_sides(n), i) for i, n in enumerate(names)]
+
+
+def _hand_names(side: str) -> tuple[str, ...]:
+    return tuple(f"{side}_hand_{n}" for n in HAND21_POINT_NAMES)
+
+
+def _mediapipe_holistic(face_points: int) -> KeypointLayout:
+    """POSE 33, FACE, LEFT_HAND 21, RIGHT_HAND 21, POSE_WORLD 33, pose-format's component order.
+
+    The face mesh's points carry their mesh index (``face_mesh_<i>``) and mirror onto themselves:
+    slrbench has no face-mesh symmetry table, and nothing flips in this layout (methods flip
+    after converting to their own layouts, where no mesh point survives).
+    """
+    left = len(MEDIAPIPE_POSE_NAMES) + face_points
+    right, world = left + 21, left + 42
+    names = (
+        tuple(f"pose_{n}" for n in MEDIAPIPE_POSE_NAMES)
+        + tuple(f"face_mesh_{i}" for i in range(face_points))
+        + _hand_names("left") + _hand_names("right")
+        + tuple(f"pose_world_{n}" for n in MEDIAPIPE_POSE_NAMES)
+    )
+    edges = list(_MEDIAPIPE_POSE_EDGES) + [(15, left), (16, right)]  # pose wrist -> hand root
+    edges += [(base + p, base + c) for base in (left, right) for p, c in HAND21_EDGES]
+    edges += [(world + p, world + c) for p, c in _MEDIAPIPE_POSE_EDGES]  # a tree of its own
+    return KeypointLayout(f"mediapipe_holistic_{len(names)}", names, tuple(edges),
+                          tuple(_mirror_by_name(names)), center=0)
+
+
+def _openpose137() -> KeypointLayout:
+    face_names = _face_names() + ("face_pupil_68", "face_pupil_69")
+    names = OPENPOSE_BODY25_NAMES + face_names + _hand_names("left") + _hand_names("right")
+    mirror = _mirror_by_name(names)
+    # Face points carry no side in their names: iBUG-68 symmetry, and the pupils swap.
+    face_mirror = [*_ibug68_mirror(), 69, 68]
+    for i, j in enumerate(face_mirror):
+        mirror[OPENPOSE_FACE_BASE + i] = OPENPOSE_FACE_BASE + j
+    edges = list(_BODY25_EDGES)
+    edges += [(7, OPENPOSE_LEFT_HAND_BASE), (4, OPENPOSE_RIGHT_HAND_BASE)]
+    edges += [(base + p, base + c) for base in (OPENPOSE_LEFT_HAND_BASE, OPENPOSE_RIGHT_HAND_BASE)
+              for p, c in HAND21_EDGES]
+    return KeypointLayout("openpose_137", names, tuple(edges), tuple(mirror), center=0)
+
+
+MEDIAPIPE_HOLISTIC_576 = _mediapipe_holistic(MEDIAPIPE_FACE_POINTS)
+MEDIAPIPE_HOLISTIC_586 = _mediapipe_holistic(MEDIAPIPE_FACE_POINTS_REFINED)
+OPENPOSE_137 = _openpose137()
+
+# COCO-WholeBody from the extractors: for each of the 133 points its source index, or None where
+# the extractor has no counterpart (coordinates 0, score 0). Table:
+# docs/formats/keypoint-layouts.md#mediapipe-to-coco-wholebody and #openpose-137.
+_COCO_BODY_FEET_FROM_MEDIAPIPE: tuple[int | None, ...] = (
+    0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16,  # nose, eyes, ears, shoulders, elbows, wrists
+    23, 24, 25, 26, 27, 28,  # hips, knees, ankles
+    31, None, 29, 32, None, 30,  # big toe ~ foot index (approximate), no small toe, heel
+)  # fmt: skip
+_COCO_BODY_FEET_FROM_OPENPOSE: tuple[int | None, ...] = (
+    0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4,
+    12, 9, 13, 10, 14, 11,
+    19, 20, 21, 22, 23, 24,
+)  # fmt: skip
+
+
+def _coco_from_mediapipe(face_points: int) -> tuple[int | None, ...]:
+    left = len(MEDIAPIPE_POSE_NAMES) + face_points  # LEFT_HAND follows the pose and the face
+    face: tuple[int | None, ...] = (None,) * 68  # the mesh has no one-to-one iBUG-68 points
+    return (_COCO_BODY_FEET_FROM_MEDIAPIPE + face + tuple(range(left, left + 21))
+            + tuple(range(left + 21, left + 42)))
+
+
+def _coco_from_openpose() -> tuple[int | None, ...]:
+    # OpenPose's face is iBUG-68 plus two pupils, COCO-WholeBody's the same 68 points in the
+    # same order; the pupils, the neck and the mid-hip have no counterpart.
+    return (_COCO_BODY_FEET_FROM_OPENPOSE
+            + tuple(range(OPENPOSE_FACE_BASE, OPENPOSE_FACE_BASE + 68))
+            + tuple(range(OPENPOSE_LEFT_HAND_BASE, OPENPOSE_LEFT_HAND_BASE + 21))
+            + tuple(range(OPENPOSE_RIGHT_HAND_BASE, OPENPOSE_RIGHT_HAND_BASE + 21)))
+
+
+COCO_FROM_EXTRACTOR: dict[str, tuple[int | None, ...]] = {
+    MEDIAPIPE_HOLISTIC_576.name: _coco_from_mediapipe(MEDIAPIPE_FACE_POINTS),
+    MEDIAPIPE_HOLISTIC_586.name: _coco_from_mediapipe(MEDIAPIPE_FACE_POINTS_REFINED),
+    OPENPOSE_137.name: _coco_from_openpose(),
+}
+
 LAYOUTS: dict[str, KeypointLayout] = {
     lay.name: lay
     for lay in (COCO_WHOLEBODY_133, SAMSLR_27, HAND10_LEFT, HAND10_RIGHT, HAND21_LEFT, HAND21_RIGHT,
-                NLASLR_63)
+                NLASLR_63, MEDIAPIPE_HOLISTIC_576, MEDIAPIPE_HOLISTIC_586, OPENPOSE_137)
 }
 
 # Subset conversions: (src, dst) -> indices into src, in dst order.
@@ -269,6 +410,20 @@ _SELECT: dict[tuple[str, str], tuple[int, ...]] = {
 _SCATTER: dict[tuple[str, str], tuple[int, ...]] = {
     ("samslr_27", "coco_wholebody_133"): SAMSLR27_FROM_COCO,
 }
+# Gather conversions with gaps: (src, dst) -> for each dst point its src index, or None for a
+# point the source lacks (coordinates 0, score 0). Every extractor layout converts to
+# COCO-WholeBody and, through it, to every layout COCO-WholeBody converts to by selection.
+def _gather_conversions() -> dict[tuple[str, str], tuple[int | None, ...]]:
+    gather = {}
+    for src, coco_index in COCO_FROM_EXTRACTOR.items():
+        gather[(src, COCO_WHOLEBODY_133.name)] = coco_index
+        for (via, dst), picked in _SELECT.items():
+            if via == COCO_WHOLEBODY_133.name:
+                gather[(src, dst)] = tuple(coco_index[i] for i in picked)
+    return gather
+
+
+_GATHER = _gather_conversions()
 
 
 def get_layout(name: str | KeypointLayout) -> KeypointLayout:
@@ -285,7 +440,7 @@ def get_layout(name: str | KeypointLayout) -> KeypointLayout:
 
 def supported_conversions() -> tuple[tuple[str, str], ...]:
     """All (src, dst) pairs `convert` accepts besides src == dst."""
-    return tuple(_SELECT) + tuple(_SCATTER)
+    return tuple(_SELECT) + tuple(_SCATTER) + tuple(_GATHER)
 
 
 def convert(pose: np.ndarray, src: str, dst: str) -> np.ndarray:
@@ -294,7 +449,10 @@ def convert(pose: np.ndarray, src: str, dst: str) -> np.ndarray:
     Subsets are pure index selections. ``samslr_27 -> coco_wholebody_133`` scatters the 27
     points into a zero array, so the 106 missing points get coordinates 0 and score 0 (the
     whole-body convention for "not detected",
-    docs/formats/keypoint-layouts.md#mediapipe-to-coco-wholebody). ``src == dst`` returns a copy.
+    docs/formats/keypoint-layouts.md#mediapipe-to-coco-wholebody). The extractor layouts
+    (``mediapipe_holistic_576``/``_586``, ``openpose_137``) gather their counterpart of each
+    COCO-WholeBody point, with the same zeros where they have none, and reach the methods'
+    subsets through COCO-WholeBody. ``src == dst`` returns a copy.
     """
     src_l, dst_l = get_layout(src), get_layout(dst)
     pose = np.asarray(pose)
@@ -311,6 +469,11 @@ def convert(pose: np.ndarray, src: str, dst: str) -> np.ndarray:
     if key in _SCATTER:
         out = np.zeros(pose.shape[:-2] + (dst_l.num_nodes, pose.shape[-1]), dtype=pose.dtype)
         out[..., list(_SCATTER[key]), :] = pose
+        return out
+    if key in _GATHER:
+        index = _GATHER[key]
+        out = pose[..., [0 if i is None else i for i in index], :]  # a copy (fancy indexing)
+        out[..., [k for k, i in enumerate(index) if i is None], :] = 0
         return out
     pairs = ", ".join(f"{a}->{b}" for a, b in supported_conversions())
     raise SlrbenchError(

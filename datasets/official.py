@@ -13,6 +13,7 @@ import csv
 import gzip
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -47,6 +48,44 @@ class SplitTable:
     @property
     def split_sha256(self) -> str:
         return sha256_lines(self.ids)
+
+
+# A file name's extension and modality suffix: `signer1_sample5_color.mp4` -> `signer1_sample5`.
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+_MODALITY_SUFFIX = re.compile(r"_(color|depth|rgb|flow|pose|skeleton)$", re.IGNORECASE)
+
+
+def canonical_id(name: str, table: SplitTable | None) -> str:
+    """The registry id a score file's sample name stands for: the name itself, else its base
+    name without extensions and modality suffixes (`signer1_sample5_color.mp4` ->
+    `signer1_sample5`)."""
+    candidates = [name]
+    base = re.split(r"[\\/]", name)[-1]
+    while True:
+        candidates.append(base)
+        stripped = _MODALITY_SUFFIX.sub("", _EXTENSION.sub("", base))
+        if stripped == base or not stripped:
+            break
+        base = stripped
+    if table is not None:
+        for candidate in candidates:
+            if table.row(candidate) is not None:
+                return candidate
+    return candidates[-1]
+
+
+
+# Datasets whose sample ids name the signer: the signer is the first group.
+_SIGNER_IN_ID = {"autsl": re.compile(r"^(signer\d+)_sample\d+$"),
+                 "slr500": re.compile(r"^(P\d+)_\d+_\d+_\d+\.?$")}
+
+
+def signer_of(dataset: str, sample_id: str) -> str | None:
+    """The signer a sample id names (AUTSL `signer3_sample7`, SLR500 `P09_01_00_3.`), or None
+    where the dataset's ids do not name one."""
+    pattern = _SIGNER_IN_ID.get(dataset)
+    found = pattern.match(sample_id) if pattern is not None else None
+    return found.group(1) if found else None
 
 
 def official_split(dataset: str, split: str) -> SplitTable | None:

@@ -5,6 +5,7 @@ shipped, only official metadata: slrbench.datasets.official).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +33,11 @@ class DatasetEntry:
     synthetic: bool = False
     synthsign_preset: str | None = None
     notes: str = ""
+    # "module:function" in slrbench.datasets that reads a prepared copy (its folder in, a
+    # Dataset out); None: no reader yet.
+    reader: str | None = None
+    # Training signers held out as val where the dataset has no val split (prepare).
+    val_signers: tuple[str, ...] = ()
 
 
 def _wlasl(k: int, sizes: tuple[int, int, int]) -> DatasetEntry:
@@ -141,6 +147,7 @@ REGISTRY: dict[str, DatasetEntry] = {
             modalities=("rgb", "pose"),
             distributed_as="Kinect RGB video",
             selection="held-out training signers P31-P35 (slrbench design)",
+            val_signers=("P31", "P32", "P33", "P34", "P35"),
             license="USTC research agreement",
             notes="class index = native label id, not gloss_label.txt line order",
         ),
@@ -172,6 +179,7 @@ REGISTRY: dict[str, DatasetEntry] = {
             distributed_as="video + wrist IMU arrays",
             selection="held-out training signer N12 (slrbench design)",
             license="not stated; research use",
+            reader="vsl:load_vsl",
         ),
     ]
 }
@@ -191,11 +199,25 @@ def prepared_dir(name: str) -> Path:
 
 
 def local_status(name: str) -> str:
-    """What is available on this machine, in words."""
+    """What is available on this machine, in words: for a prepared copy, n_found / n_official
+    per split (docs/datasets/prepare.md)."""
     entry = get_entry(name)
     if entry.synthetic:
         return "built in (generated on first use, then cached)"
-    return "prepared" if prepared_dir(name).is_dir() else "not prepared"
+    folder = prepared_dir(name)
+    if not folder.is_dir():
+        return "not prepared"
+    if not (folder / "meta.json").is_file():
+        return "prepared (a copy in place)"
+    from slrbench.datasets.prepared import read_meta
+
+    try:
+        counts = read_meta(folder)["counts"]
+    except SlrbenchError as error:
+        return f"prepared copy unreadable: {error}"
+    parts = [f"{split} {c['n_found']}" + (f"/{c['n_official']}" if c["n_official"] else "")
+             for split, c in counts.items() if c["n_found"]]
+    return "prepared: " + ", ".join(parts)
 
 
 def load_dataset(name: str, seed: int = 0) -> Dataset:
@@ -209,9 +231,19 @@ def load_dataset(name: str, seed: int = 0) -> Dataset:
         # Records key on the registry name, so each SynthSign preset is its own dataset.
         dataset.spec = replace(dataset.spec, name=entry.name)
         return dataset
+    if (prepared_dir(name) / "meta.json").is_file():
+        from slrbench.datasets.prepared import PreparedDataset
+
+        return PreparedDataset(prepared_dir(name))
+    if entry.reader is not None and prepared_dir(name).is_dir():
+        module, function = entry.reader.split(":")
+        reader = getattr(importlib.import_module(f"slrbench.datasets.{module}"), function)
+        loaded: Dataset = reader(prepared_dir(name))
+        return loaded
     raise SlrbenchError(
-        f"--dataset {name}: no prepared local copy at {prepared_dir(name)} "
-        "(slrbench ships no real dataset content and cannot yet import one)"
+        f"--dataset {name}: no prepared local copy at {prepared_dir(name)}; expected one "
+        f"written by `slrbench prepare --dataset {name} --from PATH` (slrbench ships no real "
+        "dataset content, docs/datasets/prepare.md)"
     )
 
 

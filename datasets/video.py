@@ -68,6 +68,20 @@ class VideoAugment:
             raise SlrbenchError(f"data.augment.mode: found '{self.mode}'; expected one of "
                                 f"{', '.join(AUGMENT_MODES)}")
 
+    # The pairs travel as JSON lists in a run config and come back as tuples.
+    _PAIRS = ("scale", "area", "aspect")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in self._PAIRS:
+            data[name] = list(getattr(self, name))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VideoAugment:
+        check_fields(cls, data, "data.augment")
+        return cls(**{k: tuple(v) if k in cls._PAIRS else v for k, v in data.items()})
+
 
 @dataclass(frozen=True)
 class VideoConfig:
@@ -91,6 +105,9 @@ class VideoConfig:
     # drawn at the same frames (pose_frames must equal rgb_frames).
     sampling: str = "uniform"
     low_frames: int | None = None  # also a consecutive sub-window of this length ("<m>_low")
+    # Frames-last memory behind every (C, T, H, W) clip and channels_last_3d batches (`collate`):
+    # a channels-last network (NLA-SLR's) then reads them without a layout copy. Same values.
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rgb_size", "rgb_frames", "pose_frames", "heatmap_size", "decode_size",
@@ -116,8 +133,7 @@ class VideoConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["zeroed_joints"] = list(self.zeroed_joints)
-        for name in ("scale", "area", "aspect"):
-            data["augment"][name] = list(getattr(self.augment, name))
+        data["augment"] = self.augment.to_dict()
         return data
 
     @classmethod
@@ -126,13 +142,8 @@ class VideoConfig:
         values = dict(data)
         heatmap = dict(values.get("heatmap", {}))
         check_fields(HeatmapConfig, heatmap, "data.heatmap")
-        augment = dict(values.get("augment", {}))
-        check_fields(VideoAugment, augment, "data.augment")
-        for name in ("scale", "area", "aspect"):
-            if name in augment:
-                augment[name] = tuple(augment[name])
         values["heatmap"] = HeatmapConfig(**heatmap)
-        values["augment"] = VideoAugment(**augment)
+        values["augment"] = VideoAugment.from_dict(dict(values.get("augment", {})))
         values["zeroed_joints"] = tuple(values.get("zeroed_joints", ()))
         return cls(**values)
 
@@ -156,11 +167,13 @@ def crop_transform(box: tuple[float, float, float, float],
 
 
 def crop_clips(frames: torch.Tensor, matrices: torch.Tensor, centres: torch.Tensor,
-               frame_size: tuple[float, float], size: int) -> torch.Tensor:
+               frame_size: tuple[float, float], size: int,
+               frames_last: bool = False) -> torch.Tensor:
     """A batch of clips cut to their crops: frames (N, T, H, W, 3) uint8 covering the pose
     frame `frame_size` (width, height), `crop_transform` matrices (N, 2, 2) and centres (N, 2)
     -> (N, 3, T, size, size) float32, bilinear, zeros outside the frame, normalised with the
-    ImageNet statistics. One `grid_sample` call for every frame of every clip."""
+    ImageNet statistics. One `grid_sample` call for every frame of every clip. `frames_last`:
+    the same values over (N, T, size, size, 3) memory (channels_last_3d)."""
     n, t = frames.shape[:2]
     width, height = frame_size
     # grid_sample works in normalised frame coordinates: p / size * 2 - 1 per axis.
@@ -175,7 +188,22 @@ def crop_clips(frames: torch.Tensor, matrices: torch.Tensor, centres: torch.Tens
     mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(RGB_STD).view(1, 3, 1, 1)
     crop = ((crop - mean) / std).unflatten(0, (n, t))  # (N, T, 3, S, S)
+    if frames_last:
+        return crop.permute(0, 1, 3, 4, 2).contiguous().permute(0, 4, 1, 2, 3)
     return crop.permute(0, 2, 1, 3, 4).contiguous()
+
+
+def frames_last_stack(clips: list[torch.Tensor]) -> torch.Tensor:
+    """Stack clips (..., C, T, H, W) on a new first axis into frames-last memory
+    (channels_last_3d once flattened to 5-D): one copy, none if the clips are frames-last."""
+    return torch.stack([c.movedim(-4, -1) for c in clips]).movedim(-1, -4)
+
+
+def compact(clip: torch.Tensor, frames_last: bool) -> torch.Tensor:
+    """A dense copy of a (sliced) clip (..., C, T, H, W) in the pipeline's layout."""
+    if frames_last:
+        return clip.movedim(-4, -1).contiguous().movedim(-1, -4)
+    return clip.contiguous()
 
 
 class VideoFeeder(TorchDataset):
@@ -266,8 +294,18 @@ class VideoFeeder(TorchDataset):
             clips = [self._sample(index, None if self.test_clips == 1 else np.random.default_rng(
                 np.random.SeedSequence([TEST_SEED, clip, index])), augment=False)
                 for clip in range(self.test_clips)]
-        stacked = {name: torch.stack([c[name] for c in clips]) for name in clips[0]}
+        stack = frames_last_stack if self.config.channels_last else torch.stack
+        stacked = {name: stack([c[name] for c in clips]) for name in clips[0]}
         return stacked, int(self.labels[index]), index
+
+    def collate(self, batch: list[tuple[dict[str, torch.Tensor], int, int]]
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The DataLoader's batch: inputs stacked in the pipeline's layout (channels_last_3d
+        with `channels_last`), labels and indices as int64."""
+        stack = frames_last_stack if self.config.channels_last else torch.stack
+        inputs = {name: stack([sample[name] for sample, _, _ in batch]) for name in batch[0][0]}
+        return (inputs, torch.tensor([label for _, label, _ in batch], dtype=torch.int64),
+                torch.tensor([index for _, _, index in batch], dtype=torch.int64))
 
     def _sample(self, index: int, rng: np.random.Generator | None, augment: bool,
                 where: str = "central") -> dict[str, torch.Tensor]:
@@ -303,7 +341,8 @@ class VideoFeeder(TorchDataset):
         span = self.config.rgb_frames - low
         start = int(rng.integers(0, span + 1)) if rng is not None else span // 2
         for name in list(sample):
-            sample[f"{name}_low"] = sample[name][:, start:start + low].contiguous()
+            sample[f"{name}_low"] = compact(sample[name][:, start:start + low],
+                                            self.config.channels_last)
         return sample
 
     def _rgb(self, index: int, matrix: np.ndarray, centre: np.ndarray,
@@ -314,7 +353,7 @@ class VideoFeeder(TorchDataset):
         picked = self.frames.clip(index)[frames]  # (T, H, W, 3) uint8, decoded once
         return crop_clips(torch.from_numpy(np.ascontiguousarray(picked))[None],
                           torch.as_tensor(matrix)[None], torch.as_tensor(centre)[None],
-                          self.frame_size, cfg.rgb_size)[0]
+                          self.frame_size, cfg.rgb_size, frames_last=cfg.channels_last)[0]
 
     def _heatmap(self, index: int, matrix: np.ndarray, centre: np.ndarray, mirror: bool,
                  positions: np.ndarray) -> torch.Tensor:
@@ -326,5 +365,13 @@ class VideoFeeder(TorchDataset):
         crop = (points[..., :2] - centre) @ np.linalg.inv(matrix).T  # frame px -> [-1, 1]²
         size = cfg.heatmap_size
         pixels = (crop + 1) * size / 2 - 0.5  # pixel centres at integers, as grid_sample
-        maps = joint_heatmaps(pixels[:, None], points[:, None, :, 2], (size, size), cfg.heatmap)
-        return torch.from_numpy(np.ascontiguousarray(maps.transpose(1, 0, 2, 3)))  # (V, T, s, s)
+        if cfg.channels_last:  # drawn (T, s, s, V): the frames-last view needs no copy
+            maps = joint_heatmaps(pixels[:, None], points[:, None, :, 2], (size, size),
+                                  cfg.heatmap, joints_last=True)
+            return torch.from_numpy(maps).permute(3, 0, 1, 2)
+        # Joints lead and frames take the place of joints: maps come out (V, T, s, s) as
+        # drawn, without a transposing copy of the volume (a third of a sample's time).
+        joints_first = pixels.transpose(1, 0, 2)[:, None]  # (V, 1 person, T, 2)
+        maps = joint_heatmaps(joints_first, points[..., 2].T[:, None], (size, size),
+                              cfg.heatmap)
+        return torch.from_numpy(np.ascontiguousarray(maps))  # (V, T, s, s)

@@ -86,6 +86,14 @@ class MethodSpec:
     # Training units that give several streams (heads of one network trained together):
     # unit -> its streams. A stream not listed is its own unit.
     units: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Streams that read at test time an input the method's claim does without (self-learning
+    # fusion's real-IMU classifier): upper bounds, marked ↑ wherever they are shown.
+    upper_bound_streams: tuple[str, ...] = ()
+    # Reads gloss word vectors from its config's `language.vectors` (`run --word-vectors`).
+    gloss_vectors: bool = False
+    # Seconds of one tiny epoch relative to a tiny skeleton stream's, roughly: parallel runs
+    # start the longest trainings first (a video network's epoch costs several).
+    epoch_cost: float = 1.0
 
     def unit_of(self, stream: str) -> str:
         """The training unit that gives `stream`."""

@@ -19,9 +19,9 @@ also owns an inter-modality mixup unit (gloss mapper + word-fused classifier,
 docs/methods/nla-losses.md) whose classifier the training averages into the main one (EMA).
 
 Presets (docs/methods/nla.md#presets): ``paper`` (full S3D, 64/32 frames, 224 / 112 px) and
-``tiny`` (S3D-lite of widths w, 2w, 4w, 8w, 16/8 frames, 64 / 32 px). What the facts leave
+``tiny`` (S3D-lite of widths w, 2w, 4w, 8w, 12/6 frames, 64 / 32 px). What the facts leave
 open is listed in docs/methods/nla.md#reconstruction-decisions: the S3D-lite backbone (a
-separable 5x5 stem of stride 2 in space and time, then residual ``S3DBlock`` stages of spatial
+separable 3x3 stem of stride 2 in space and time, then residual ``S3DBlock`` stages of spatial
 stride 2), the pooling window kept at 2 in ``tiny``, transposed laterals that match any size the
 forward conv could have come from, the heads' default torch init.
 
@@ -58,7 +58,6 @@ HEAD_STREAMS: dict[str, tuple[str, ...]] = {
     "fuse_h": ("rgb_h", "kp_h"),
     "fuse_l": ("rgb_l", "kp_l"),
 }
-LITE_STEM_KERNEL = 5  # S3D's 7x7 stem scaled down with the 64 / 32 px inputs of `tiny`
 
 
 # ------------------------------------------------------------------------------ config
@@ -95,6 +94,9 @@ class VKNetConfig:
     language: bool = True
     gloss_dim: int = 300
     pool_window: int = 2
+    # s3d_lite only: the stem's spatial kernel (S3D's 7 at 224 px scales to 2-3 at 64 px; 3
+    # also keeps the 63-channel heatmap stem, the costliest layer of `tiny`, cheap).
+    stem_kernel: int = 3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", _ints(self.widths, "widths"))
@@ -114,7 +116,8 @@ class VKNetConfig:
         sizes = {"num_classes": self.num_classes, "in_channels": self.in_channels,
                  "high_frames": self.high_frames, "low_frames": self.low_frames,
                  "rgb_size": self.rgb_size, "heatmap_size": self.heatmap_size,
-                 "gloss_dim": self.gloss_dim, "pool_window": self.pool_window}
+                 "gloss_dim": self.gloss_dim, "pool_window": self.pool_window,
+                 "stem_kernel": self.stem_kernel}
         for name, value in sizes.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise SlrbenchError(f"vknet config {name}: found {value!r}; expected an "
@@ -156,15 +159,15 @@ class VKNetConfig:
     @classmethod
     def tiny(cls, num_classes: int, in_channels: int = 63, width: int = 8,
              gloss_dim: int = 50) -> VKNetConfig:
-        """docs/methods/nla.md#presets: S3D-lite of widths w, 2w, 4w, 8w (stem + 3 separable
-        residual stages), laterals after the first 3 stages, 16 / 8 frames at 64 px RGB and
-        32 px heatmaps, gloss vectors of `gloss_dim` (GloVe-6B-50d)."""
+        """docs/methods/nla.md#presets: S3D-lite of widths w, 2w, 4w, 8w (a 3x3 stem + 3
+        separable residual stages), laterals after the first 3 stages, 12 / 6 frames at 64 px
+        RGB and 32 px heatmaps, gloss vectors of `gloss_dim` (GloVe-6B-50d)."""
         if width < 1:
             raise SlrbenchError(f"vknet tiny width: found {width}; expected an integer >= 1")
         w = width
         return cls(num_classes, backbone="s3d_lite", widths=(w, 2 * w, 4 * w, 8 * w),
-                   in_channels=in_channels, high_frames=16, low_frames=8, rgb_size=64,
-                   heatmap_size=32, gloss_dim=gloss_dim)
+                   in_channels=in_channels, high_frames=12, low_frames=6, rgb_size=64,
+                   heatmap_size=32, gloss_dim=gloss_dim, stem_kernel=3)
 
     @classmethod
     def paper(cls, num_classes: int, in_channels: int = 63, gloss_dim: int = 300) -> VKNetConfig:
@@ -250,11 +253,14 @@ class VKNet(nn.Module):
             table = torch.zeros(config.num_classes, config.gloss_dim)
             for h, d in self.feature_dims.items():
                 self.imm[h] = InterModalityMixup(table, d)
+        # Channels-last 3-D maps: oneDNN's (and cuDNN's) faster 3-D convolutions; 1.5x per
+        # training step of `tiny` on 2 CPU cores (docs/PERFORMANCE.md). Same maths.
+        self.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # stubs lack it
 
     def _build_backbone(self, in_channels: int) -> StagedBackbone:
         if self.config.backbone == "s3d":
             return s3d_backbone(in_channels)
-        return s3d_lite_backbone(in_channels, self.config.widths, LITE_STEM_KERNEL)
+        return s3d_lite_backbone(in_channels, self.config.widths, self.config.stem_kernel)
 
     # -- accessors ---------------------------------------------------------------------------
     def backbone(self, stream: str) -> StagedBackbone:
@@ -336,6 +342,7 @@ class VKNet(nn.Module):
                 heatmap_low: Tensor) -> dict[str, dict[str, Tensor]]:
         x = {"rgb_h": rgb, "rgb_l": rgb_low, "kp_h": heatmap, "kp_l": heatmap_low}
         self._check_inputs(x)
+        x = {s: v.contiguous(memory_format=torch.channels_last_3d) for s, v in x.items()}
         stages = {s: self.backbone(s).stages for s in STREAMS}
         lateral_stages = self.config.lateral_stages
         for i in range(len(self.config.widths)):

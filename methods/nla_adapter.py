@@ -11,18 +11,26 @@ seven; log of the summed softmax).
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
 from slrbench.config import apply_overrides
 from slrbench.datasets.base import Dataset, DatasetSpec
-from slrbench.datasets.gloss_vectors import gloss_similarity, shipped_vectors
+from slrbench.datasets.gloss_vectors import (
+    SHIPPED_SOURCE,
+    GlossVectors,
+    class_vectors,
+    gloss_similarity,
+)
 from slrbench.datasets.heatmaps import HeatmapConfig
 from slrbench.datasets.layouts import get_layout
 from slrbench.datasets.video import VideoAugment, VideoConfig
+from slrbench.errors import SlrbenchError
 from slrbench.methods.base import (
     FusionRecipe,
     MethodAdapter,
@@ -57,16 +65,19 @@ HEADS = ("rgb_h", "rgb_l", "kp_h", "kp_l", "fuse", "fuse_h", "fuse_l")
 FUSE_HEADS = ("fuse", "fuse_h", "fuse_l")
 ENSEMBLES = {"ensemble_last": FUSE_HEADS, "ensemble_all": HEADS}
 STREAMS = HEADS + tuple(ENSEMBLES)
+SMOOTHING = ("language_aware", "uniform", "none")
 # NLA-SLR's full-map Gaussians: σ = 8 px on a 256 x 256 map, scores ignored, no window. As a
 # HeatmapConfig, σ is given at the 56 px reference size: 8 · 56 / 256.
 NLA_HEATMAP = HeatmapConfig(sigma=8 * 56 / 256, use_score=False, min_score=0.0, truncate=None)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
-        "data": {"rgb_size": 64, "rgb_frames": 16, "pose_frames": 16, "low_frames": 8,
+        # A 12-frame window of the 16-frame cache CAMFuse also reads, and lr 3e-3 over 8
+        # epochs: chosen on val within the 2-minute budget (docs/methods/nla.md#presets).
+        "data": {"rgb_size": 64, "rgb_frames": 12, "pose_frames": 12, "low_frames": 6,
                  "heatmap_size": 32, "decode_size": 64, "decode_frames": 16},
         "model": {"width": 8, "gloss_dim": 50},
-        "train": {"epochs": 8, "batch_size": 16, "optimizer": "adam", "lr": 1e-3,
+        "train": {"epochs": 8, "batch_size": 16, "optimizer": "adam", "lr": 3e-3,
                   "weight_decay": 1e-3, "warmup_epochs": 0, "schedule": "cosine",
                   "eval_batch_size": 32},
         "windows": ["central"],
@@ -75,9 +86,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"rgb_size": 224, "rgb_frames": 64, "pose_frames": 64, "low_frames": 32,
                  "heatmap_size": 112, "decode_size": 256, "decode_frames": 128},
         "model": {"gloss_dim": 300},
+        # sync_bn: upstream trains with SyncBatchNorm on 8 GPUs; it takes effect when the
+        # run is distributed (docs/distributed.md) and changes nothing in one process.
         "train": {"epochs": 100, "batch_size": 32, "optimizer": "adam", "lr": 1e-3,
                   "weight_decay": 1e-3, "warmup_epochs": 0, "schedule": "cosine",
-                  "eval_batch_size": 8},
+                  "eval_batch_size": 8, "sync_bn": True},
         "windows": ["start", "end", "central"],
     },
 }
@@ -93,6 +106,8 @@ SPEC = MethodSpec(
     modalities=("rgb", "pose"),
     streams=STREAMS,
     units={UNIT: STREAMS},
+    gloss_vectors=True,
+    epoch_cost=8.0,  # a tiny epoch: about 16 s against a skeleton stream's 2 s (1 thread)
     presets=tuple(PRESETS),
     default_preset="tiny",
     adapter_version="1",
@@ -157,12 +172,22 @@ def _build_preset(preset: str, num_classes: int) -> nn.Module:
     return VKNet(_model_config(preset, num_classes))
 
 
-def class_vectors(spec: DatasetSpec) -> tuple[Tensor | None, tuple[str, ...]]:
-    """The shipped gloss vectors of the dataset's classes (None when no class has one)."""
-    vectors, missing = shipped_vectors().for_classes(spec.classes)
-    if len(missing) == len(spec.classes):
-        return None, missing
-    return torch.from_numpy(vectors), missing
+def gloss_table(config: dict[str, Any], classes: tuple[str, ...]) -> GlossVectors:
+    """The run's gloss vectors (config `language.vectors`: "shipped" or a fastText file),
+    checked against the digest resolve_config recorded: a file replaced between planning and
+    training must not train silently on other vectors."""
+    language = config["language"]
+    table = class_vectors(language["vectors"], classes)
+    recorded = language.get("vectors_sha256")
+    if recorded is not None and recorded != vectors_digest(table):
+        raise SlrbenchError(f"--word-vectors {language['vectors']}: the gloss vectors changed "
+                            "since the run was planned; expected the same file (run again)")
+    return table
+
+
+def vectors_digest(table: GlossVectors) -> str:
+    return hashlib.sha256(np.ascontiguousarray(table.vectors, dtype=np.float32).tobytes()
+                          ).hexdigest()
 
 
 class NLAAdapter(MethodAdapter):
@@ -174,12 +199,11 @@ class NLAAdapter(MethodAdapter):
         check_unit(SPEC.name, stream, UNIT, STREAMS)
         recipe = PRESETS[preset]
         data = VideoConfig(layout="nlaslr_63", box="frame", sampling="window",
-                           heatmap=NLA_HEATMAP,
+                           heatmap=NLA_HEATMAP, channels_last=True,
                            augment=VideoAugment(mode="resized_crop", area=(0.7, 1.0),
                                                 aspect=(0.75, 1.3)), **recipe["data"])
         model = _model_config(preset, 1).to_dict()
         model.pop("num_classes")  # from the dataset at build time
-        _, missing = shipped_vectors().for_classes(spec.classes)
         config: dict[str, Any] = {
             "method": SPEC.name,
             "preset": preset,
@@ -192,19 +216,50 @@ class NLAAdapter(MethodAdapter):
                 "epsilon": 0.2, "tau": 0.5,
                 "imm": True, "imm_weight": 1.0, "ema": True,
                 "input_mixup": True, "mixup_probability": 0.75, "mixup_alpha": 0.8,
-                "vectors": "glove6b50d (shipped)",
-                "missing_glosses": list(missing),
+                # "shipped" (GloVe 6B 50-d) or a fastText .vec / .bin file (--word-vectors);
+                # resolved below into the source, the glosses without a vector and a digest.
+                "vectors": SHIPPED_SOURCE,
             },
             "test_protocol": {"windows": recipe["windows"], "average": "prob", "flip": False},
             "decisions": [
                 "nla.stages=one_joint_run",
-                "nla.vectors=glove6b50d_token_mean",
+                "nla.vectors=token_mean",
                 "nla.imm_schedule=configured_epochs",
                 "nla.crops=per_sample",
                 "nla.selection=val",
             ],
         }
-        return apply_overrides(config, overrides)
+        return self._resolve_language(apply_overrides(config, overrides), spec, overrides)
+
+    def _resolve_language(self, config: dict[str, Any], spec: DatasetSpec,
+                          overrides: dict[str, Any]) -> dict[str, Any]:
+        """Record what the language part will use, and fall back to NLA-SLR's NMFs-CSL recipe
+        (plain smoothing, no inter-modality mixup) when no gloss has a vector, unless the user
+        asked for the language-aware parts by name."""
+        language = config["language"]
+        kind = language["label_smoothing"]
+        if kind not in SMOOTHING:
+            raise SlrbenchError(f"language.label_smoothing: found {kind!r}; expected one of "
+                                f"{', '.join(SMOOTHING)}")
+        table = class_vectors(language["vectors"], spec.classes)
+        language.update(vectors_source=table.source, missing_glosses=list(table.missing),
+                        vectors_sha256=vectors_digest(table))
+        if len(table.missing) == len(spec.classes):
+            for key, off in (("label_smoothing", "uniform"), ("imm", False)):
+                if f"language.{key}" in overrides and language[key] != off:
+                    raise SlrbenchError(
+                        f"language.{key}: found {language[key]!r} for {spec.name}, none of "
+                        f"whose {len(spec.classes)} glosses has a vector in "
+                        f"{table.source}; expected {off!r} or --word-vectors PATH with vectors "
+                        "for its glosses")
+            if kind == "language_aware":
+                language["label_smoothing"] = "uniform"
+            language["imm"] = False
+            config["decisions"].append("nla.no_gloss_vectors=plain_smoothing_no_imm")
+        # The mixup units exist only where they are trained, sized to the vectors.
+        config["model"]["language"] = bool(language["imm"])
+        config["model"]["gloss_dim"] = int(table.vectors.shape[1])
+        return config
 
     def build_model(self, config: dict[str, Any], num_classes: int) -> nn.Module:
         model = VKNet(VKNetConfig.from_dict({**config["model"], "num_classes": num_classes}))
@@ -216,23 +271,26 @@ class NLAAdapter(MethodAdapter):
     def stream_data(self, dataset: Dataset, config: dict[str, Any], seed: int) -> StreamData:
         data = video_stream_data(dataset, self.spec.name, config["data"], seed,
                                  test_windows=tuple(config["test_protocol"]["windows"]))
-        self._language_tables(dataset.spec)
+        self._language_tables(config, dataset.spec)
         return data
 
     # -- language ------------------------------------------------------------------------------
-    def _language_tables(self, spec: DatasetSpec) -> None:
+    def _language_tables(self, config: dict[str, Any], spec: DatasetSpec) -> None:
         """The gloss vectors and their similarity for this dataset's classes (kept on the
-        adapter: the loss and the model's mixup read them)."""
-        vectors, _ = class_vectors(spec)
-        self.vectors = vectors
-        self.similarity = (torch.from_numpy(gloss_similarity(vectors.numpy()))
-                           if vectors is not None else None)
+        adapter: the loss and the model's mixup read them); None when no gloss has one."""
+        table = gloss_table(config, spec.classes)
+        if len(table.missing) == len(spec.classes):
+            self.vectors, self.similarity = None, None
+            return
+        self.vectors = torch.from_numpy(table.vectors)
+        self.similarity = torch.from_numpy(gloss_similarity(table.vectors))
 
     def _targets(self, labels: Tensor, num_classes: int, config: dict[str, Any]) -> Tensor:
         language = config["language"]
         kind = language["label_smoothing"]
         similarity: Tensor | None = getattr(self, "similarity", None)
-        if kind == "language_aware" and similarity is not None:
+        if kind == "language_aware":
+            assert similarity is not None, "resolve_config turns it off without vectors"
             return language_aware_targets(similarity.to(labels.device), labels,
                                           float(language["epsilon"]), float(language["tau"]))
         if kind == "none":

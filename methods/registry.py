@@ -15,12 +15,12 @@ _ADAPTERS: dict[str, str] = {
     "linear": "linear_adapter:LinearAdapter",
     "camfuse": "camfuse_adapter:CAMFuseAdapter",
     "nla": "nla_adapter:NLAAdapter",
+    "slfusion": "slfusion_adapter:SLFusionAdapter",
 }
 METHOD_NAMES: tuple[str, ...] = tuple(_ADAPTERS)
-# `--method all` (the README main job): every method whose tiny preset fits the main job's
-# budget. NLA-SLR's takes about 4 minutes on 2 cores, twice its 2-minute share, so it runs
-# only when named (docs/methods/nla.md#presets).
-MAIN_JOB_METHODS: tuple[str, ...] = tuple(name for name in METHOD_NAMES if name != "nla")
+# `--method all` (the README main job): every method (each tiny preset fits its 2-minute share
+# of the main job's budget, docs/PERFORMANCE.md).
+MAIN_JOB_METHODS: tuple[str, ...] = METHOD_NAMES
 
 
 def get_method(name: str) -> MethodAdapter:

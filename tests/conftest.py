@@ -7,7 +7,32 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Property tests: the full suite (CI) draws 120 examples each, the fast loop 30 (CONTRIBUTING.md).
+FULL_EXAMPLES, FAST_EXAMPLES = 120, 30
 SHARED = PROJECT_ROOT.parent / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from hypothesis import settings
+
+    fast = "not slow" in (config.getoption("markexpr") or "")
+    settings.register_profile("slrbench", max_examples=FAST_EXAMPLES if fast else FULL_EXAMPLES)
+    settings.load_profile("slrbench")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With `--dist loadgroup` (pyproject.toml) the tests of a module with slow tests that share
+    a module-scoped fixture (a trained model) stay on one worker, so it is built once; every
+    other test goes to whichever worker is free."""
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    slow = {module(item) for item in items if item.get_closest_marker("slow")}
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        definitions = fixtures.name2fixturedefs.values() if fixtures is not None else ()
+        if module(item) in slow and any(chain[-1].scope == "module" for chain in definitions):
+            item.add_marker(pytest.mark.xdist_group(module(item)))
 
 
 @pytest.fixture

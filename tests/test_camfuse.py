@@ -74,9 +74,11 @@ def test_errors_name_what_was_found(tiny: Dataset) -> None:
 def trained(tiny: Dataset, tmp_path_factory: pytest.TempPathFactory
             ) -> tuple[Path, list[StreamOutcome]]:
     root = tmp_path_factory.mktemp("camfuse") / "results"
+    # One stream asked: the whole unit trains. 7 of the preset's 10 epochs per stage keep the
+    # suite's budget; on seed 0 every checked head then still reaches 30-39 % (chance 5 %).
     request = RunRequest(method=CAMFuseAdapter(), dataset=tiny, preset="tiny", streams=("rgb",),
-                         seed=0, progress=False)  # one stream asked: the whole unit trains
-    return root, run(request, RecordStore(root), jobs=1, threads=2)
+                         seed=0, progress=False, overrides={"train.epochs": 7})
+    return root, run(request, RecordStore(root), jobs=1, threads=1)
 
 
 def _test_pi(outcome: StreamOutcome) -> dict[str, Any]:
@@ -92,7 +94,7 @@ def test_tiny_learns_with_every_head(trained: tuple[Path, list[StreamOutcome]],
     chance = 1 / tiny.spec.num_classes
     for head in (*HEADS, "pose_only"):
         assert by_head[head]["value"] >= 3 * chance, (head, by_head[head])
-    # The RGB pathway alone stays near chance at tiny scale in its 10 epochs (underfits; see
+    # The RGB pathway alone stays near chance at tiny scale in 7-10 epochs (underfits; see
     # docs/methods/camfuse.md#training-recipe): its record is checked for what it is, not for
     # accuracy.
     store = RecordStore(root)

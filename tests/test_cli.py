@@ -41,6 +41,18 @@ def test_describe_synthsign_with_figure(cli, tmp_path: Path) -> None:
         (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--device", "tpu"],
          ["--device", "tpu"]),
         (["run", "--method", "slgcn", "--dataset", "autsl"], ["autsl", "no prepared local copy"]),
+        (["run", "--method", "nla", "--dataset", "synthsign-tiny", "--set", "language.imm"],
+         ["--set", "KEY=VALUE"]),
+        (["run", "--method", "nla", "--dataset", "synthsign-tiny", "--set", "language.imn=false"],
+         ["language.imn", "unknown field", "imm"]),
+        (["run", "--method", "nla", "--dataset", "synthsign-tiny", "--set", "train.epochs=ten"],
+         ["train.epochs", "'ten'", "an integer"]),
+        (["run", "--method", "nla", "--dataset", "synthsign-tiny", "--set", "language.imm=0"],
+         ["language.imm", "true or false"]),
+        (["run", "--method", "slgcn,dsta", "--dataset", "synthsign-tiny", "--set",
+          "train.lr=0.1"], ["--set", "one method"]),
+        (["run", "--method", "slgcn", "--dataset", "synthsign-tiny", "--epochs", "2", "--set",
+          "train.epochs=3"], ["--epochs", "train.epochs"]),
         (["methods", "nope"], ["nope"]),
         (["datasets", "nope"], ["nope"]),
         (["report", "--dataset", "nope"], ["nope"]),
@@ -63,12 +75,16 @@ def test_short_run_then_report_then_corrupt_record(cli, tmp_path: Path) -> None:
     code, out, err = cli(
         # A hand stream: the cheapest model (10 joints) keeps this end-to-end test in the fast loop.
         "run", "--method", "lgf", "--dataset", "synthsign-tiny", "--streams", "lhand_jm",
-        "--epochs", "1", "--bootstrap", "50", "--quiet", "--results", str(results),
+        "--epochs", "1", "--set", "train.lr=0.004", "--set", "train.warmup_epochs=0",
+        "--bootstrap", "50", "--quiet", "--results", str(results),
     )
     assert code == 0, err
     assert "run summary" in out
     runs = sorted((results / "runs").iterdir())
-    assert [json.loads((r / "run.json").read_text())["split"] for r in runs].count("test") == 1
+    records = [json.loads((r / "run.json").read_text()) for r in runs]
+    assert [r["split"] for r in records].count("test") == 1
+    train = records[0]["config"]["train"]  # --set lands in the stored (and hashed) config
+    assert (train["epochs"], train["lr"], train["warmup_epochs"]) == (1, 0.004, 0)
 
     code, out, err = cli("report", "--dataset", "synthsign-tiny", "--results", str(results),
                          "--out", str(reports))

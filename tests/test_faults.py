@@ -391,7 +391,7 @@ _FUSE_OPTIONS = ("--trials", "--seed", "--crossfit", "--bootstrap", "--ci-rows",
                  "--streams", "--ablate", "--space", "--level-search", "--input-seed")
 
 
-@settings(max_examples=120, deadline=None,
+@settings(deadline=None,  # examples: the profile in conftest.py
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(option=st.sampled_from(_FUSE_OPTIONS), value=_VALUES)
 def test_any_fuse_value_is_accepted_or_one_line_error(cli, store_dir: Path, option: str,
@@ -424,7 +424,7 @@ class _Accepted(Exception):
     """Raised instead of training: the command line was valid."""
 
 
-@settings(max_examples=120, deadline=None,
+@settings(deadline=None,  # examples: the profile in conftest.py
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(option=st.sampled_from(_RUN_OPTIONS), value=_VALUES)
 def test_any_run_value_is_accepted_or_one_line_error(cli, tmp_path: Path, option: str,

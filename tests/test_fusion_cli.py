@@ -44,7 +44,12 @@ def test_fuse_cli_writes_records_with_ablations(cli, store_dir: Path) -> None:
     assert [i["stream"] for i in meta["fusion"]["inputs"]] == list(STREAMS)
     assert len(pd.read_csv(run_dir / "ablation-subsets.csv")) == 2 ** len(STREAMS) - 1
     summary = json.loads((run_dir / "ablation.json").read_text())
-    assert "restricted" in summary["weight_policy"] and summary["subsets_ranked_on"] == "val"
+    assert summary["weight_policy"] == "refit" and summary["subsets_ranked_on"] == "val"
+    # The search facts are a side-file detail; the record's block keeps its keys.
+    assert summary["subsets_search"]["tuned_on"] == "val"
+    assert "subsets_search" not in meta["fusion"]["ablations"]
+    assert meta["fusion"]["ablations"]["weight_policy"] == "refit"
+    assert "re-fitted weights" in " ".join(out.split())
 
 
 def test_fuse_cli_refuses_without_val(cli, tmp_path: Path) -> None:
@@ -104,7 +109,8 @@ def test_ablation_tables_equal_a_per_subset_loop() -> None:
     val, test = make_pair(n_val=60, n_test=70)
     options = default_options("slgcn", "synthsign-tiny", strategy="grid")
     outcome = fuse_records(val, test, options, ablate=("subsets", "loo", "greedy"),
-                           bootstrap=BootstrapConfig(resamples=50), ci_rows=3)
+                           bootstrap=BootstrapConfig(resamples=50), ci_rows=3,
+                           subset_weights="restricted")
     from slrbench.fusion.records import stack_records
 
     stack = stack_records(test, "logits", "test")

@@ -109,3 +109,11 @@ def test_the_separable_full_map_path_equals_the_direct_formula() -> None:
     direct = _merge(squared, scores, 1.75 * 16 / 56, config)
     np.testing.assert_allclose(fast, direct, rtol=1e-5, atol=1e-7)
     assert fast.shape == (4, 5, 12, 16)
+    # Joints last: the same maps written as (frames, H, W, joints), for every mode.
+    last = joint_heatmaps(points, scores, (12, 16), config, joints_last=True)
+    assert last.shape == (4, 12, 16, 5) and last.flags.c_contiguous
+    np.testing.assert_array_equal(last, np.moveaxis(fast, 1, -1))
+    windowed = HeatmapConfig(sigma=1.75, min_score=0.2)
+    np.testing.assert_array_equal(
+        joint_heatmaps(points, scores, (12, 16), windowed, joints_last=True),
+        np.moveaxis(joint_heatmaps(points, scores, (12, 16), windowed), 1, -1))

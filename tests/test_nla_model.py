@@ -39,9 +39,9 @@ def _count(module: nn.Module) -> int:
 
 
 def _tiny_inputs(n: int = 2, channels: int = 63) -> dict[str, torch.Tensor]:
-    return {"rgb": torch.randn(n, 3, 16, 64, 64), "heatmap": torch.rand(n, channels, 16, 32, 32),
-            "rgb_low": torch.randn(n, 3, 8, 64, 64),
-            "heatmap_low": torch.rand(n, channels, 8, 32, 32)}
+    return {"rgb": torch.randn(n, 3, 12, 64, 64), "heatmap": torch.rand(n, channels, 12, 32, 32),
+            "rgb_low": torch.randn(n, 3, 6, 64, 64),
+            "heatmap_low": torch.rand(n, channels, 6, 32, 32)}
 
 
 def _with(config: VKNetConfig, **changes: object) -> VKNetConfig:
@@ -174,8 +174,12 @@ def test_tiny_parameter_counts(tiny: VKNet) -> None:
     assert counts["cross_rate"] == 2 * 2 * 3 * squares
     assert counts["classifiers"] == counts["word_classifiers"] == 12 * 64 * K + 7 * K
     assert counts["gloss_mappers"] == 50 * 12 * 64 + 12 * 64
-    assert counts["total"] == 596_536
-    assert _count(VKNet(VKNetConfig.tiny(K, width=16))) == 2_183_512
+    # 3x3 stems: (1, 3, 3) spatial conv in -> 8 channels, (3, 1, 1) temporal 8 -> 8, BN each.
+    stem = 63 * 8 * 9 + 8 * 8 * 3 + 2 * 2 * 8
+    assert _count(tiny.backbone("kp_h").stages[0]) == stem
+    assert _count(tiny.backbone("rgb_h").stages[0]) == stem - 60 * 8 * 9
+    assert counts["total"] == 579_640
+    assert _count(VKNet(VKNetConfig.tiny(K, width=16))) == 2_149_720
 
 
 # -------------------------------------------------------------------------- tiny forward
@@ -290,7 +294,8 @@ def test_config_round_trip_and_errors() -> None:
     bad: list[tuple[dict[str, object], str]] = [
         ({"backbone": "resnet"}, "backbone: found 'resnet'"),
         ({"backbone": "s3d"}, "widths: found"),
-        ({"low_frames": 6}, "frames: found high 16, low 6"),
+        ({"low_frames": 5}, "frames: found high 12, low 5"),
+        ({"stem_kernel": 0}, "stem_kernel: found 0"),
         ({"heatmap_size": 16}, "sizes: found rgb 64, heatmap 16"),
         ({"heads": ["fuse", "pose"]}, "heads: found"),
         ({"heads": ["fuse", "fuse"]}, "heads: found"),
@@ -300,7 +305,7 @@ def test_config_round_trip_and_errors() -> None:
     for changes, message in bad:
         with pytest.raises(SlrbenchError, match=message):
             VKNetConfig.from_dict({**d, **changes})
-    assert VKNetConfig.from_dict({**d, "low_frames": 6, "cross_rate": False}).low_frames == 6
+    assert VKNetConfig.from_dict({**d, "low_frames": 5, "cross_rate": False}).low_frames == 5
     with pytest.raises(SlrbenchError, match="num_classes: missing"):
         VKNetConfig.from_dict({k: v for k, v in d.items() if k != "num_classes"})
 

@@ -38,7 +38,7 @@ def test_wheel_contents(wheel: Path) -> None:
         "slrbench/methods/registry.py",
         "slrbench/datasets/registry.py",
         "slrbench/datasets/synthsign/glosses.json",
-        "slrbench/importers/safe_pickle.py",
+        "slrbench/safe_pickle.py",
         "slrbench/datasets/metadata/README.md",
         "slrbench/datasets/metadata/autsl/SignList_ClassId_TR_EN.csv",
         "slrbench/datasets/metadata/autsl/test_labels.csv.gz",

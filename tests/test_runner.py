@@ -42,7 +42,7 @@ def _request(**changes: object) -> RunRequest:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> RecordStore:
     """One full default-recipe run of the joint stream (about two minutes on 2 cores)."""
     store = RecordStore(tmp_path_factory.mktemp("store"))
-    run(_request(), store)
+    run(_request(), store, jobs=1, threads=1)  # one core per test worker (pytest -n 2)
     return store
 
 

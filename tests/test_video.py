@@ -269,3 +269,26 @@ def test_nla_settings_are_checked() -> None:
     config = VideoConfig(layout=LAYOUT, sampling="window", low_frames=4,
                          augment=VideoAugment(mode="resized_crop"))
     assert VideoConfig.from_dict(config.to_dict()) == config
+
+
+def test_channels_last_gives_the_same_values_in_frames_last_memory() -> None:
+    settings = {"box": "frame", "sampling": "window", "low_frames": 2}
+    plain, _ = _feeder(n=2, train=True, **settings)
+    fast, _ = _feeder(n=2, train=True, channels_last=True, **settings)
+    for split_train in (True, False):
+        plain.train = fast.train = split_train
+        batch = [fast[i] for i in range(2)]
+        for a, b in zip([plain[i] for i in range(2)], batch):
+            assert a[0].keys() == b[0].keys()
+            for name in a[0]:
+                torch.testing.assert_close(a[0][name], b[0][name], rtol=0, atol=1e-6)
+                frames_last = b[0][name].movedim(-4, -1)  # (..., T, H, W, C) in memory
+                assert frames_last.is_contiguous(), name
+        inputs, labels, indices = fast.collate(batch)
+        assert labels.tolist() == indices.tolist() == [0, 1]
+        for name, value in inputs.items():
+            flat = value if value.dim() == 5 else value.flatten(0, 1)  # test clips: (N, clips)
+            assert flat.is_contiguous(memory_format=torch.channels_last_3d), name
+            torch.testing.assert_close(value, torch.stack([s[name] for s, _, _ in batch]))
+    plain_inputs, _, _ = plain.collate([plain[0], plain[1]])
+    assert plain_inputs["heatmap"].is_contiguous()  # the default layout stays as it was

@@ -13,7 +13,18 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from slrbench.cli import datasets, fuse, importing, methods, profile, report, run
+from slrbench.cli import (
+    datasets,
+    extract,
+    fuse,
+    importing,
+    methods,
+    prepare,
+    profile,
+    report,
+    run,
+    sweep,
+)
 from slrbench.cli.common import error_console
 from slrbench.errors import EXIT_BAD_INPUT, SlrbenchError, os_error_message
 
@@ -24,11 +35,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (datasets, methods, run, fuse, report, profile):
+for module in (datasets, prepare, methods, run, sweep, fuse, report, profile):
     name = module.__name__.rpartition(".")[2]
     app.command(name)(getattr(module, name))
 app.command("import")(importing.import_scores)  # `import` is a Python keyword
 app.command("import-checkpoint")(importing.import_checkpoint)
+app.command("extract-poses")(extract.extract_poses)
 
 # Typer >= 0.2x vendors click; reach its ClickException through a public subclass. Typed as
 # type[Any]: its module (click or typer._click) depends on the typer version, so no import names it.

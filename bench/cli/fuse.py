@@ -124,6 +124,9 @@ def fuse(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
     ci_rows: Annotated[int | None, typer.Option(
         help="Subsets ablation: rows given CIs (default 10).")] = None,
+    subset_weights: Annotated[str | None, typer.Option(
+        help="Subsets ablation: refit (weights re-fitted on every subset, default) or "
+        "restricted (the fitted weights restricted to each subset).")] = None,
     input_seed: Annotated[int | None, typer.Option(
         help="Only fuse input records trained with this seed.")] = None,
     results: ResultsOption = None,
@@ -138,9 +141,10 @@ def fuse(
     ablations = split_list(ablate, "--ablate") or []
     if ci_rows is not None and ci_rows < 0:
         raise SlrbenchError(f"--ci-rows: found {ci_rows}, expected 0 or more")
-    if ci_rows is not None and "subsets" not in ablations:
-        raise SlrbenchError("--ci-rows: given, but only the subsets ablation uses it; expected "
-                            "it with --ablate subsets")
+    for name, value in (("--ci-rows", ci_rows), ("--subset-weights", subset_weights)):
+        if value is not None and "subsets" not in ablations:
+            raise SlrbenchError(f"{name}: given, but only the subsets ablation uses it; "
+                                "expected it with --ablate subsets")
     given = {"--seed": seed, "--trials": trials, "--grid": grid, "--level-search": level_search,
              "--groups": groups}
     group_table = parse_groups(groups)
@@ -157,7 +161,8 @@ def fuse(
     outcome = fuse_from_store(
         open_store(results), method, dataset, options,
         streams=split_list(streams, "--streams"), input_seed=input_seed, ablate=ablations,
-        bootstrap=bootstrap_settings, ci_rows=DEFAULT_CI_ROWS if ci_rows is None else ci_rows)
+        bootstrap=bootstrap_settings, ci_rows=DEFAULT_CI_ROWS if ci_rows is None else ci_rows,
+        subset_weights=subset_weights or "refit")
     print_outcome(outcome, console)
 
 

@@ -14,6 +14,7 @@ def methods(
     name: Annotated[str | None, typer.Argument(help="Describe one method.")] = None,
 ) -> None:
     """List the methods, or describe one: streams, presets, divergences, published numbers."""
+    from slrbench.marks import stream_label
     from slrbench.methods.registry import METHOD_NAMES, get_method
 
     if name is None:
@@ -26,7 +27,7 @@ def methods(
                 spec.name,
                 spec.title,
                 ", ".join(spec.modalities),
-                ", ".join(spec.streams),
+                ", ".join(stream_label(s, spec.upper_bound_streams) for s in spec.streams),
                 ", ".join(spec.presets),
                 spec.fidelity,
             )

@@ -4,8 +4,10 @@ methods (`--method all` or a comma list) also fuse each and write the report (`s
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,13 +31,13 @@ if TYPE_CHECKING:
     from slrbench.metrics import BootstrapConfig
     from slrbench.store import RecordStore
     from slrbench.training import StreamOutcome
+    from slrbench.training.distributed import DistContext
 
 
 def run(
     method: Annotated[str, typer.Option(
-        help="Method name, a comma list, or all (the main job: every method but nla; see "
-        "`slrbench methods`); several methods are "
-        "also fused and reported.")],
+        help="Method name, a comma list, or all (the main job: every method, see `slrbench "
+        "methods`); several methods are also fused and reported.")],
     dataset: Annotated[str, typer.Option(help="Dataset name (see `slrbench datasets`).")],
     preset: Annotated[str | None, typer.Option(help="Model preset, e.g. tiny or paper.")] = None,
     streams: Annotated[
@@ -65,6 +67,20 @@ def run(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
     results: ResultsOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    data_root: Annotated[Path | None, typer.Option(
+        help="A real dataset's copy to read (any `slrbench prepare` format): prepared into the "
+        "cache first unless it is a prepared copy itself.")] = None,
+    word_vectors: Annotated[Path | None, typer.Option(
+        help="Gloss word vectors for a language-aware method (nla): a fastText .vec file, or "
+        ".bin with the fasttext extra (default: the shipped GloVe 6B 50-d table).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override one field of the run config, KEY=VALUE with a dotted key "
+        "(repeatable; the value read as JSON, else as text), e.g. --set "
+        "language.imm=false. The record's config hash and preset label show it.")] = None,
+    distributed: Annotated[bool, typer.Option(
+        "--distributed", help="Train one method's streams with several processes started by "
+        "torchrun, each taking its share of every batch (docs/distributed.md): torchrun "
+        "--nproc_per_node N -m slrbench run ... --distributed.")] = False,
 ) -> None:
     """Train each stream, select on val, write val and test records."""
     from slrbench.methods.base import SolverAdapter
@@ -95,44 +111,124 @@ def run(
         if all(isinstance(adapter, SolverAdapter) for adapter in adapters):
             raise SlrbenchError(f"--epochs: found with method '{adapters[0].spec.name}', which "
                                 "is fitted by a solver; expected a method trained by epochs")
+    overrides = config_overrides(set_ or [])
+    if overrides and len(adapters) > 1:
+        raise SlrbenchError("--set: found with several methods; expected one method (config "
+                            "fields are per method)")
+    if word_vectors is not None:
+        if len(adapters) > 1 or not adapters[0].spec.gloss_vectors:
+            raise SlrbenchError(f"--word-vectors: found with method(s) "
+                                f"{', '.join(a.spec.name for a in adapters)}; expected one "
+                                "method that uses gloss vectors (nla)")
+        overrides["language.vectors"] = str(word_vectors.expanduser().resolve())
+    if epochs is not None:
+        if "train.epochs" in overrides:
+            raise SlrbenchError("--epochs and --set train.epochs: found both; expected one")
+        overrides["train.epochs"] = epochs
     check_counts(jobs, threads)
     check_range("--seed", seed, 0, MAX_SEED)
     bootstrap_settings = bootstrap_config(bootstrap)
     if resume and restart:
         raise SlrbenchError("--resume and --restart: found both, expected at most one")
     torch_device = select_device(device)
-    store = open_store(results)  # a bad --results fails before SynthSign is generated
-    data = _load(dataset, quiet)
-    settings: dict[str, Any] = {
-        "device": torch_device,
-        "overrides": {"train.epochs": epochs} if epochs is not None else {},
-        "resume": resume,
-        "restart": restart,
-        "rerun": rerun,
-        "progress": not quiet,
-    }
-    console.print(f"[bold]{', '.join(a.spec.name for a in adapters)}[/bold] on "
-                  f"[bold]{data.spec.name}[/bold]: seed {seed}, device {torch_device}")
-    if len(adapters) > 1:
-        _suite(adapters, data, store, preset, seed, settings, bootstrap_settings, jobs, threads)
-        return
-    (adapter,), (stream_list,) = adapters, chosen_streams
-    request = RunRequest(method=adapter, dataset=data, preset=preset or adapter.spec.default_preset,
-                         streams=stream_list, seed=seed, bootstrap=bootstrap_settings, init=init,
-                         **settings)
-    (outcomes,) = run_all([request], store, console, jobs, threads)
-    console.print(outcome_table(outcomes))
-    console.print(
-        f"records in {store.root}/runs; `slrbench report --dataset {data.spec.name}` tabulates them"
-    )
+    context = (_distributed_context(len(adapters), jobs, device, torch_device.type)
+               if distributed else None)
+    with _process_group(context):
+        if context is not None:
+            torch_device = context.device(torch_device.type)
+            quiet = quiet or not context.is_main
+            console.quiet = console.quiet or not context.is_main  # rank 0 alone reports
+        store = open_store(results)  # a bad --results fails before SynthSign is generated
+        data = _in_turn(context, lambda: _load(dataset, quiet, data_root))
+        settings: dict[str, Any] = {
+            "device": torch_device,
+            "overrides": overrides,
+            "resume": resume,
+            "restart": restart,
+            "rerun": rerun,
+            "progress": not quiet,
+        }
+        console.print(f"[bold]{', '.join(a.spec.name for a in adapters)}[/bold] on "
+                      f"[bold]{data.spec.name}[/bold]: seed {seed}, device {torch_device}")
+        if len(adapters) > 1:
+            _suite(adapters, data, store, preset, seed, settings, bootstrap_settings, jobs,
+                   threads)
+            return
+        (adapter,), (stream_list,) = adapters, chosen_streams
+        request = RunRequest(method=adapter, dataset=data,
+                             preset=preset or adapter.spec.default_preset, streams=stream_list,
+                             seed=seed, bootstrap=bootstrap_settings, init=init,
+                             distributed=context, **settings)
+        (outcomes,) = run_all([request], store, console, jobs, threads)
+        console.print(outcome_table(outcomes))
+        console.print(f"records in {store.root}/runs; `slrbench report --dataset "
+                      f"{data.spec.name}` tabulates them")
 
 
-def _load(name: str, quiet: bool) -> Dataset:
-    """Load the dataset with a line before and after: SynthSign is generated on first use."""
+def _distributed_context(methods: int, jobs: int | None, device: str,
+                         kind: str) -> DistContext:
+    """--distributed: one method, one job per process, and torchrun's environment (checked
+    before anything is loaded)."""
+    from slrbench.training.distributed import context_from_env
+
+    if methods != 1:
+        raise SlrbenchError("--distributed: found with several methods; expected one method")
+    if jobs is not None and jobs > 1:
+        raise SlrbenchError(f"--distributed: found with --jobs {jobs}; expected no --jobs (each "
+                            "process trains its share of one stream at a time)")
+    if kind == "cuda" and device not in ("auto", "cuda"):
+        raise SlrbenchError(f"--device {device}: with --distributed each process takes "
+                            "cuda:LOCAL_RANK; expected auto or cuda")
+    return context_from_env(kind)
+
+
+def _process_group(context: DistContext | None) -> AbstractContextManager[Any]:
+    from slrbench.training.distributed import process_group
+
+    return process_group(context) if context is not None else nullcontext()
+
+
+def _in_turn(context: DistContext | None, load: Callable[[], Dataset]) -> Dataset:
+    """Load the dataset in rank 0 first (it may generate or prepare the cached copy), then in
+    the other ranks, which find it ready."""
+    if context is None:
+        return load()
+    if context.is_main:
+        data = load()
+        context.barrier()
+        return data
+    context.barrier()
+    return load()
+
+
+def config_overrides(items: list[str]) -> dict[str, Any]:
+    """--set KEY=VALUE items -> {dotted key: value}: the value parsed as JSON (true, 3, 0.5,
+    [1, 2]), else kept as text (uniform). The keys are checked against the config later."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise SlrbenchError(f"--set: found {item!r}; expected KEY=VALUE with a dotted key, "
+                                "e.g. language.imm=false")
+        if key in overrides:
+            raise SlrbenchError(f"--set {key}: found twice; expected each key once")
+        try:
+            overrides[key] = json.loads(text)
+        except ValueError:
+            overrides[key] = text.strip()
+    return overrides
+
+
+def _load(name: str, quiet: bool, data_root: Path | None = None) -> Dataset:
+    """Load the dataset with a line before and after: SynthSign is generated on first use; a
+    --data-root copy is prepared first (docs/datasets/prepare.md)."""
     from slrbench.datasets.registry import get_entry, load_dataset
     from slrbench.training.loop import print_line
 
     synthetic = get_entry(name).synthetic
+    if data_root is not None:
+        return _from_data_root(name, data_root, quiet)
     if synthetic:
         check_cache()  # generated there: a bad folder fails now, not after minutes of work
     tic = time.perf_counter()
@@ -142,6 +238,28 @@ def _load(name: str, quiet: bool) -> Dataset:
     if not quiet and synthetic:
         print_line(f"{name}: ready in {time.perf_counter() - tic:.1f} s")
     return data
+
+
+def _from_data_root(name: str, root: Path, quiet: bool) -> Dataset:
+    from slrbench.datasets.prepare import prepare
+    from slrbench.datasets.prepared import META, PreparedDataset
+    from slrbench.datasets.readers import detect_format, read_copy
+    from slrbench.datasets.registry import get_entry, prepared_dir
+    from slrbench.training.loop import print_line
+
+    if get_entry(name).synthetic:
+        raise SlrbenchError(f"--data-root: found with {name}, which is generated; expected a "
+                            "real dataset")
+    if not root.exists():
+        raise SlrbenchError(f"--data-root {root}: no such file or folder; expected a copy of "
+                            f"{name}")
+    if (root / META).is_file():
+        return PreparedDataset(root)
+    result = prepare(read_copy(detect_format(root), root, name), name, prepared_dir(name))
+    if not quiet:
+        for line in result.report.lines():
+            print_line(f"{name}: {line}")
+    return PreparedDataset(result.folder)
 
 
 def _suite(adapters: list[MethodAdapter], data: Dataset, store: RecordStore, preset: str | None,
@@ -161,7 +279,14 @@ def _suite(adapters: list[MethodAdapter], data: Dataset, store: RecordStore, pre
 
 def outcome_table(outcomes: Iterable[StreamOutcome], title: str = "run summary") -> Table:
     """Summary printed at the end of `slrbench run`."""
+    from slrbench.marks import stream_label
+    from slrbench.methods.registry import METHOD_NAMES, get_method
     from slrbench.report.tables import format_metric
+
+    def label(outcome: StreamOutcome) -> str:  # upper bounds carry their mark (↑)
+        if outcome.method not in METHOD_NAMES:
+            return outcome.stream
+        return stream_label(outcome.stream, get_method(outcome.method).spec.upper_bound_streams)
 
     table = Table(title=title)
     for column in ("stream", "status", "val P-I@1", "test P-I@1 [95 % CI]", "test P-C@1",
@@ -170,7 +295,7 @@ def outcome_table(outcomes: Iterable[StreamOutcome], title: str = "run summary")
     for outcome in outcomes:
         val, test = outcome.metrics.get("val", {}), outcome.metrics.get("test", {})
         table.add_row(
-            outcome.stream,
+            label(outcome),
             outcome.status,
             format_metric(val.get("pi@1"), "pi@1").split(" ")[0],
             format_metric(test.get("pi@1"), "pi@1"),

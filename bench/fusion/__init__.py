@@ -2,8 +2,10 @@
 
 Modules, in data-flow order: `records` (input records -> aligned score stacks; fused results
 -> records), `strategies` (fixed, mean, grid, bayes, hier, stack and the fit-on-val protocol),
-`engine` (vectorised scoring of many weight vectors), `ablation` (leave-one-out, all subsets,
-greedy), `pipeline` (`slrbench fuse` end to end), `report` (fusion tables and figures).
+`engine` (vectorised scoring of many weight vectors), `lines` (hit counts along weight lines),
+`subset_search` (weights re-fitted on every stream subset at once), `ablation` (leave-one-out,
+all subsets, greedy), `pipeline` (`slrbench fuse` end to end), `report` (fusion tables and
+figures).
 """
 
 from slrbench.fusion.pipeline import FusionOutcome, default_options, fuse_from_store, fuse_records

@@ -4,11 +4,13 @@ Every row is a subset of the fused streams scored on val and test with P-I/P-C t
 
 * **Weights.** Leave-one-out and greedy rows re-fit the fusion on the subset with the same
   strategy and tuning split (docs/evaluation.md#ablations): a single stream needs no weights, and
-  `hier` with one group left searches that group with its level-1 search. All-subsets rows use the
-  fitted weights restricted to the subset and renormalised (`hier`: within each group, groups keep
-  their level-2 weight; `stack` and all-zero subsets: equal weights): 2^S − 1 searches would cost
-  hours, and a restriction shows what each stream adds to the fitted fusion. Cross-fitted fusions
-  restrict or re-fit per fold.
+  `hier` with one group left searches that group with its level-1 search. All-subsets rows re-fit
+  too by default (`subset_weights="refit"`): all subsets searched together on the tuning split
+  (bench/fusion/subset_search.py), since 2^S − 1 separate searches would cost hours. With
+  `"restricted"` they use the fitted weights restricted to the subset and renormalised (`hier`:
+  within each group, groups keep their level-2 weight; `stack` and all-zero subsets: equal
+  weights), which shows what each stream adds to the fitted fusion but understates what a subset
+  can do. Cross-fitted fusions restrict or re-fit per fold.
 * **Order.** Subsets are ranked by val P-I@1 (then P-I@5, then fewer streams); without val, by
   test P-I@1, and the table says so. Greedy selection adds, at each step, the stream with the
   best tuning-split P-I@1 (val; test only under --allow-test-tuning).
@@ -20,7 +22,7 @@ Every row is a subset of the fused streams scored on val and test with P-I/P-C t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,23 +39,34 @@ from slrbench.fusion.strategies import (
     fit_protocol,
     resolve_groups,
 )
+from slrbench.fusion.subset_search import refit_weights, subset_codes
 from slrbench.metrics import BootstrapConfig, evaluate
 
 ABLATIONS = ("loo", "subsets", "greedy")
 MAX_SUBSET_STREAMS = 12
 DEFAULT_CI_ROWS = 10
 HEADLINE = ("pi@1", "pi@5", "pc@1", "pc@5")
-WEIGHT_POLICY = ("loo and greedy: weights re-fitted on each subset (same strategy and tuning "
-                 "split; one stream: weight 1; hier with one group left: its level-1 search); "
-                 "subsets: fitted weights restricted to the subset and renormalised (hier: "
-                 "within each group; stack and all-zero subsets: equal weights), not re-fitted")
+# All-subsets weight policies (`ablation.json` weight_policy); loo and greedy always re-fit.
+SUBSET_POLICIES = ("refit", "restricted")
+POLICY_TEXT = {
+    "refit": "loo, greedy and subsets: weights re-fitted on each subset on the tuning split "
+             "(loo, greedy: the strategy itself; subsets: all subsets searched together for the "
+             "same objective, docs/evaluation.md#ablations; fixed, mean and stack fit nothing "
+             "per subset: restricted or equal weights)",
+    "restricted": "loo and greedy: weights re-fitted on each subset (same strategy and tuning "
+                  "split; one stream: weight 1; hier with one group left: its level-1 search); "
+                  "subsets: fitted weights restricted to the subset and renormalised (hier: "
+                  "within each group; stack and all-zero subsets: equal weights), not re-fitted",
+}
+WeightFn = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
 class AblationTable:
     name: str
     frame: pd.DataFrame
-    notes: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # also in the fused record's block
+    side: dict[str, Any] = field(default_factory=dict)  # ablation.json only
 
     @property
     def file_name(self) -> str:
@@ -61,12 +74,15 @@ class AblationTable:
 
 
 def check_kinds(kinds: Sequence[str], n_streams: int, has_val: bool,
-                allow_test_tuning: bool) -> tuple[str, ...]:
-    """Validate --ablate before anything is fitted."""
+                allow_test_tuning: bool, subset_weights: str = "refit") -> tuple[str, ...]:
+    """Validate --ablate (and --subset-weights) before anything is fitted."""
     unknown = [k for k in kinds if k not in ABLATIONS]
     if unknown:
         raise SlrbenchError(f"--ablate: found {unknown}; expected a comma-separated subset of "
                             f"{', '.join(ABLATIONS)}")
+    if subset_weights not in SUBSET_POLICIES:
+        raise SlrbenchError(f"--subset-weights: found {subset_weights!r}; expected one of "
+                            f"{', '.join(SUBSET_POLICIES)}")
     if "subsets" in kinds and n_streams > MAX_SUBSET_STREAMS:
         raise SlrbenchError(f"--ablate subsets: found {n_streams} streams; expected at most "
                             f"{MAX_SUBSET_STREAMS} ({2 ** MAX_SUBSET_STREAMS - 1} subsets)")
@@ -77,13 +93,17 @@ def check_kinds(kinds: Sequence[str], n_streams: int, has_val: bool,
 
 
 class _Scorer:
-    """Hits of stream subsets on val and test under the fitted (or per-fold) weights."""
+    """Hits of stream subsets on val and test under the fitted (or per-fold) weights: the fitted
+    weights restricted to each subset, or `weigh` (one masks -> weights function per fit)."""
 
     def __init__(self, result: FusionResult, val: StreamStack | None, test: StreamStack,
-                 bootstrap: BootstrapConfig | None) -> None:
+                 bootstrap: BootstrapConfig | None,
+                 weigh: Sequence[WeightFn] | None = None) -> None:
         self.result, self.test, self.bootstrap = result, test, bootstrap
         self.streams = test.streams
         self.fits = result.fits()
+        self.weigh = (list(weigh) if weigh is not None
+                      else [fitted.subset_weights for _, fitted in self.fits])
         single = result.folds is None
         self.val = (HitEngine(val.scores, val.labels)
                     if val is not None and single else None)
@@ -98,11 +118,11 @@ class _Scorer:
         """{"val_pi@1": (B,), …, "test_pc@5": (B,)} for bool masks (B, S)."""
         out: dict[str, np.ndarray] = {}
         if self.val is not None and self.val_fitted is not None:
-            hits = self.val.hits(self.val_fitted.subset_weights(masks))
+            hits = self.val.hits(self.weigh[0](masks))
             out.update({f"val_{k}": v for k, v in self.val.accuracies(hits).items()})
         test_hits: dict[int, np.ndarray] = {}
-        for (rows, fitted), engine in zip(self.fits, self.test_engines):
-            part = engine.hits(fitted.subset_weights(masks))
+        for (rows, _), weigh, engine in zip(self.fits, self.weigh, self.test_engines):
+            part = engine.hits(weigh(masks))
             for k, h in part.items():
                 full = test_hits.setdefault(k, np.zeros((masks.shape[0], self.test.n), bool))
                 full[:, slice(None) if rows is None else rows] = h
@@ -113,7 +133,7 @@ class _Scorer:
     def weights(self, mask: np.ndarray) -> dict[str, float] | None:
         if self.result.folds is not None:
             return None  # one weight vector per fold
-        w = normalised(self.fits[0][1].subset_weights(mask[None])[0])
+        w = normalised(self.weigh[0](mask[None])[0])
         return {s: round(float(x), 6) for s, x, on in zip(self.streams, w, mask) if on}
 
     def with_ci(self, mask: np.ndarray) -> dict[str, float | None]:
@@ -121,8 +141,8 @@ class _Scorer:
         key = np.asarray(mask, bool).tobytes()
         if key not in self._ci_cache:
             fused = np.empty(self.test.scores.shape[1:], dtype=np.float32)
-            for rows, fitted in self.fits:
-                w = fitted.subset_weights(mask[None])[0]
+            for (rows, _), weigh in zip(self.fits, self.weigh):
+                w = weigh(mask[None])[0]
                 part = self.test.scores if rows is None else self.test.scores[:, rows]
                 fused[slice(None) if rows is None else rows] = fused_scores(part, w)
             # Subsets are weighted sums even for stack, so their kind follows the space.
@@ -214,10 +234,42 @@ def ranking_split(columns: Any) -> str:
     return "val" if "val_pi@1" in columns else "test"
 
 
-def all_subsets(scorer: _Scorer, ci_rows: int) -> AblationTable:
-    s = len(scorer.streams)
-    codes = np.arange(1, 2 ** s)
-    masks = ((codes[:, None] >> np.arange(s)[None, :]) & 1).astype(bool)
+def subset_masks(n_streams: int) -> np.ndarray:
+    """Every non-empty subset as bool (2^S − 1, S), row i = subset code i + 1."""
+    codes = np.arange(1, 2 ** n_streams)
+    return ((codes[:, None] >> np.arange(n_streams)[None, :]) & 1).astype(bool)
+
+
+def _lookup(masks: np.ndarray, weights: np.ndarray) -> WeightFn:
+    """masks -> their rows of `weights` (the row of each subset in `masks`)."""
+    row_of = {int(code): i for i, code in enumerate(subset_codes(masks))}
+    return lambda query: weights[[row_of[int(c)] for c in subset_codes(query)]]
+
+
+def all_subsets(result: FusionResult, val: StreamStack | None, test: StreamStack,
+                bootstrap: BootstrapConfig | None, ci_rows: int,
+                policy: str = "refit") -> AblationTable:
+    """Every subset's row, weights re-fitted (`refit`) or restricted (`restricted`)."""
+    masks = subset_masks(len(test.streams))
+    extra: dict[str, np.ndarray] = {}
+    side: dict[str, Any] = {}
+    if policy == "refit":
+        refit = refit_weights(result, val, test, masks)
+        scorer = _Scorer(result, val, test, bootstrap,
+                         [_lookup(masks, w) for w in refit.weights])
+        if refit.objective is not None and refit.nll is not None:
+            extra = {"objective_pi@1": refit.objective, "objective_nll": refit.nll}
+        side["subsets_search"] = refit.info
+    else:
+        scorer = _Scorer(result, val, test, bootstrap)
+    table = _subset_table(scorer, masks, ci_rows, extra)
+    table.side.update(side)
+    return table
+
+
+def _subset_table(scorer: _Scorer, masks: np.ndarray, ci_rows: int,
+                  extra: dict[str, np.ndarray]) -> AblationTable:
+    codes = subset_codes(masks)
     values = scorer.metrics(masks)
     ranked_on = ranking_split(values)
     keys = [values[f"{ranked_on}_{m}"] for m in ("pi@1", "pi@5") if f"{ranked_on}_{m}" in values]
@@ -228,6 +280,9 @@ def all_subsets(scorer: _Scorer, ci_rows: int) -> AblationTable:
     for rank, i in enumerate(order, start=1):
         row: dict[str, Any] = {"rank": rank, "streams": _label(scorer.streams, masks[i]),
                                "n_streams": int(masks[i].sum())}
+        weights = scorer.weights(masks[i])
+        row["weights"] = json.dumps(weights) if weights is not None else ""
+        row.update({name: float(v[i]) for name, v in extra.items()})
         row.update({name: float(v[i]) for name, v in values.items()})
         if rank <= ci_rows or i == full:
             row.update(scorer.with_ci(masks[i]))
@@ -257,8 +312,10 @@ def greedy_forward(scorer: _RefitScorer) -> AblationTable:
 
 def run_ablations(kinds: Sequence[str], result: FusionResult, val: StreamStack | None,
                   test: StreamStack, bootstrap: BootstrapConfig | None,
-                  ci_rows: int = DEFAULT_CI_ROWS) -> dict[str, AblationTable]:
-    """The requested ablation tables (reads test labels: call only after fitting)."""
+                  ci_rows: int = DEFAULT_CI_ROWS,
+                  subset_weights: str = "refit") -> dict[str, AblationTable]:
+    """The requested ablation tables (reads test labels only to score: every fit, the subsets'
+    re-fit included, reads the tuning split; call only after fitting)."""
     if not kinds:
         return {}
     refit = _RefitScorer(result, val, test, bootstrap)
@@ -267,19 +324,22 @@ def run_ablations(kinds: Sequence[str], result: FusionResult, val: StreamStack |
         if kind == "loo":
             tables[kind] = leave_one_out(refit)
         elif kind == "subsets":
-            tables[kind] = all_subsets(_Scorer(result, val, test, bootstrap), ci_rows)
+            tables[kind] = all_subsets(result, val, test, bootstrap, ci_rows, subset_weights)
         elif kind == "greedy":
             tables[kind] = greedy_forward(refit)
     return tables
 
 
 def ablation_summary(tables: dict[str, AblationTable], result: FusionResult,
-                     ci_rows: int) -> dict[str, Any]:
-    """The `ablation.json` side file and the fusion block's `ablations` entry."""
+                     ci_rows: int, subset_weights: str = "refit") -> dict[str, Any]:
+    """The fusion block's `ablations` entry (`ablation.json` adds the tables' side facts).
+
+    `weight_policy` is the all-subsets policy, `refit` or `restricted` (POLICY_TEXT says what
+    each means; loo and greedy always re-fit)."""
     return {
         "kinds": list(tables),
         "files": {name: table.file_name for name, table in tables.items()},
-        "weight_policy": WEIGHT_POLICY,
+        "weight_policy": subset_weights,
         "ci_policy": (f"bootstrap CIs for every loo and greedy row, and for the top {ci_rows} "
                       "subsets plus the full set; other rows: point values"),
         "strategy": result.options.strategy,
@@ -297,7 +357,8 @@ def write_tables(tables: dict[str, AblationTable], summary: dict[str, Any],
         path = directory / table.file_name
         table.frame.to_csv(path, index=False)
         files[table.file_name] = path
+    side = {key: value for table in tables.values() for key, value in table.side.items()}
     path = directory / "ablation.json"
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps({**summary, **side}, indent=2) + "\n", encoding="utf-8")
     files["ablation.json"] = path
     return files

@@ -388,6 +388,41 @@ class HitEngine:
                 out[k][vectors, row] = rank <= k
         return int(b_idx.size)
 
+    # ------------------------------------------------------------------------- margins
+
+    def top1_margins(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """The top-1 problem as margins, for line searches (bench/fusion/lines.py).
+
+        Returns (margins (S, C) float32, segment (C,) int64, always): column c holds X_y − X_c
+        per stream for one candidate class c of one weight-dependent sample, columns grouped by
+        sample (segment 0, 1, … ascending); `always` counts the samples that are top-1 hits for
+        every weight vector. A sample with few rivals has a column per rival (exact); one with
+        many has its narrow candidates only, so beating its columns is necessary for a hit, not
+        sufficient (counts built on them are upper bounds; the rivals left out rarely matter).
+        """
+        if 1 not in self.ks:
+            raise SlrbenchError(f"top1_margins: found ks {self.ks}; expected an engine with k=1")
+        constant = self._constant[1]
+        narrow = {s.row: s for s in self._samples}
+        rows = np.flatnonzero(constant < 0)
+        exact_rows = rows[[int(r) not in narrow for r in rows]]
+        parts: list[np.ndarray] = []
+        segments: list[np.ndarray] = []
+        if exact_rows.size:
+            seg, cls = np.nonzero(self._rivals[exact_rows])
+            true = self._x[:, exact_rows[seg], self.labels[exact_rows[seg]]]
+            parts.append(true - self._x[:, exact_rows[seg], cls])
+            segments.append(seg)
+        for i, row in enumerate(rows[[int(r) in narrow for r in rows]]):
+            sample = narrow[int(row)]
+            parts.append(sample.scores[:, :1] - sample.scores[:, 1:sample.narrow])
+            segments.append(np.full(sample.narrow - 1, exact_rows.size + i, dtype=np.int64))
+        margins = (np.concatenate(parts, axis=1) if parts
+                   else np.zeros((self.n_streams, 0), dtype=np.float32))
+        segment = np.concatenate(segments) if segments else np.zeros(0, dtype=np.int64)
+        return (np.ascontiguousarray(margins, dtype=np.float32), segment.astype(np.int64),
+                int((constant == 1).sum()))
+
     # --------------------------------------------------------------------------- metrics
 
     def hit_counts(self, weights: np.ndarray, k: int = 1) -> np.ndarray:

@@ -97,9 +97,11 @@ def fuse_records(val_records: Sequence[RunRecord] | None, test_records: Sequence
                  options: FusionOptions, store: RecordStore | None = None,
                  ablate: Sequence[str] = (),
                  bootstrap: BootstrapConfig | None = DEFAULT_BOOTSTRAP,
-                 ci_rows: int = DEFAULT_CI_ROWS) -> FusionOutcome:
+                 ci_rows: int = DEFAULT_CI_ROWS,
+                 subset_weights: str = "refit") -> FusionOutcome:
     """Fit on val, apply to val and test, ablate, and (with a store) write both fused records;
-    nothing is written unless both records validate."""
+    nothing is written unless both records validate. `subset_weights`: the all-subsets
+    ablation's weights, `refit` per subset or the fit `restricted` to it."""
     started, tic = utc_now(), time.perf_counter()
     options.check()
     val_records = list(val_records) if val_records else None
@@ -108,13 +110,14 @@ def fuse_records(val_records: Sequence[RunRecord] | None, test_records: Sequence
     test = stack_records(test_records, options.space, "test")
     options.check_grid_streams(test.streams)
     val = stack_records(val_records, options.space, "val") if val_records else None
-    kinds = check_kinds(ablate, len(test.streams), val is not None, options.allow_test_tuning)
+    kinds = check_kinds(ablate, len(test.streams), val is not None, options.allow_test_tuning,
+                        subset_weights)
     signers = (registry_signers(test_records[0].dataset, "test", test.sample_ids)
                if options.crossfit else None)
     result = fit_protocol(options, val, test, signers)
     # Test labels are read from here on only: fitting is done.
-    tables = run_ablations(kinds, result, val, test, bootstrap, ci_rows)
-    summary = ablation_summary(tables, result, ci_rows) if tables else None
+    tables = run_ablations(kinds, result, val, test, bootstrap, ci_rows, subset_weights)
+    summary = ablation_summary(tables, result, ci_rows, subset_weights) if tables else None
     config = fusion_config(result, test_records, val_records)
     stream = f"{FUSED_PREFIX}:{options.strategy}"
     pair: dict[str, str | None] = {
@@ -148,11 +151,12 @@ def fuse_from_store(store: RecordStore, method: str, dataset: str, options: Fusi
                     streams: Sequence[str] | None = None, input_seed: int | None = None,
                     ablate: Sequence[str] = (),
                     bootstrap: BootstrapConfig | None = DEFAULT_BOOTSTRAP,
-                    ci_rows: int = DEFAULT_CI_ROWS, write: bool = True) -> FusionOutcome:
+                    ci_rows: int = DEFAULT_CI_ROWS, write: bool = True,
+                    subset_weights: str = "refit") -> FusionOutcome:
     """Fuse the newest stream records of `method` on `dataset` and store the fused records."""
     recipe, order = method_recipe(method)
     options.check()  # bad options fail before any record is read
     val, test = select_records(store, method, dataset, streams, input_seed, order,
                                default=(recipe.streams or ()) if recipe else ())
     return fuse_records(val, test, options, store if write else None, ablate, bootstrap,
-                        ci_rows)
+                        ci_rows, subset_weights)

@@ -15,7 +15,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from slrbench.fusion.ablation import ranking_split
+from slrbench.fusion.ablation import POLICY_TEXT, ranking_split
 from slrbench.marks import record_flags
 from slrbench.metrics import METRIC_LABELS
 
@@ -126,12 +126,19 @@ def ranking_note(name: str, frame: pd.DataFrame) -> str:
             else "ranked on test (no val records)")
 
 
-def ablation_rich(name: str, frame: pd.DataFrame, flags: str = "") -> Table:
+POLICY_SHORT = {"refit": "re-fitted weights", "restricted": "restricted weights"}
+
+
+def ablation_rich(name: str, frame: pd.DataFrame, flags: str = "",
+                  policy: str | None = None) -> Table:
     """One ablation table (subsets: the top rows only). Leave-one-out and greedy rows name the
-    stream removed or added; the subset table lists its streams compactly."""
+    stream removed or added; the subset table lists its streams compactly and says how its
+    weights were chosen (`policy`, the record's weight_policy)."""
     shown = frame.head(TOP_SUBSETS) if name == "subsets" else frame
     title = {"loo": "leave one stream out", "subsets": f"all subsets (top {len(shown)} of "
              f"{len(frame)})", "greedy": "greedy forward selection"}[name]
+    if name == "subsets" and policy in POLICY_SHORT:
+        title += f" · {POLICY_SHORT[policy]}"
     note = ranking_note(name, frame)
     table = Table(title=f"ablation · {title}{' · ' + note if note else ''}"
                         f"{' ' + flags if flags else ''}")
@@ -165,10 +172,15 @@ def print_outcome(outcome: Any, console: Console) -> None:
     console.print(weights_table(test.meta["fusion"]))
     console.print(scores_table(outcome.records, outcome.inputs))
     flags = record_flags(test.meta, "test")
+    policy = _policy(test.meta)
     for name, table in outcome.tables.items():
-        console.print(ablation_rich(name, table.frame, flags))
+        console.print(ablation_rich(name, table.frame, flags, policy))
     for split, path in outcome.paths.items():
         console.print(f"{split} record: {path}", highlight=False)
+
+
+def _policy(meta: dict[str, Any]) -> str | None:
+    return (((meta.get("fusion") or {}).get("ablations")) or {}).get("weight_policy")
 
 
 # --------------------------------------------------------------------------- report section
@@ -281,9 +293,11 @@ def fusion_section(metas: Iterable[dict[str, Any]], split: str,
             continue
         flags = record_flags(meta, split)
         summary = meta["fusion"]["ablations"]
+        policy = summary.get("weight_policy")
+        # Older records store the restricted policy's sentence itself, not its name.
+        text = f"{policy}: {POLICY_TEXT[policy]}" if policy in POLICY_TEXT else policy
         lines += ["", f"### Ablations · {meta['method']} {meta['stream']} {flags}".rstrip(), "",
-                  f"Subset weights: {summary.get('weight_policy')}. "
-                  f"Intervals: {summary.get('ci_policy')}."]
+                  f"Subset weights: {text}. Intervals: {summary.get('ci_policy')}."]
         if "†" in flags:
             lines.append("† These ablations inherit the fused record's test tuning: not clean "
                          "test results.")
@@ -301,4 +315,4 @@ def fusion_section(metas: Iterable[dict[str, Any]], split: str,
 def rich_section(metas: Iterable[dict[str, Any]], split: str, console: Console) -> None:
     for meta in fused_metas(metas):
         for name, frame in _read_tables(meta).items():
-            console.print(ablation_rich(name, frame, record_flags(meta, split)))
+            console.print(ablation_rich(name, frame, record_flags(meta, split), _policy(meta)))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from slrbench import __version__
-from slrbench.datasets.official import SplitTable, official_split
+from slrbench.datasets.official import SplitTable, canonical_id, official_split
 from slrbench.datasets.registry import DatasetEntry, get_entry
 from slrbench.errors import SlrbenchError
 from slrbench.importers.readers import FORMATS, READERS, ReadRequest, ScoreTable
@@ -39,8 +39,6 @@ SELECTION_SPLITS = ("val", "test", "unknown")
 POSITIONAL_FORMATS = ("pyskl", "mmaction")  # rows matched to ids by position in --ids
 IMPORT_SCORE_KINDS = tuple(k for k in SCORE_KINDS if k != "pred_top1")
 # Video-file decorations that score files keep in their sample names (AUTSL `_color.mp4`).
-_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
-_MODALITY_SUFFIX = re.compile(r"_(color|depth|rgb|flow|pose|skeleton)$", re.IGNORECASE)
 _SHOWN = 3  # ids quoted in an error
 
 
@@ -114,25 +112,6 @@ def import_scores(request: ImportRequest, store: RecordStore) -> RunRecord:
     record = _record(request, entry, table, *aligned)
     store.add(record)
     return record
-
-
-def canonical_id(name: str, table: SplitTable | None) -> str:
-    """The registry id a score file's sample name stands for: the name itself, else its base
-    name without extensions and modality suffixes (`signer1_sample5_color.mp4` ->
-    `signer1_sample5`)."""
-    candidates = [name]
-    base = re.split(r"[\\/]", name)[-1]
-    while True:
-        candidates.append(base)
-        stripped = _MODALITY_SUFFIX.sub("", _EXTENSION.sub("", base))
-        if stripped == base or not stripped:
-            break
-        base = stripped
-    if table is not None:
-        for candidate in candidates:
-            if table.row(candidate) is not None:
-                return candidate
-    return candidates[-1]
 
 
 def align_to_registry(read: ScoreTable, ids: list[str], table: SplitTable,

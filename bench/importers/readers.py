@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from slrbench.errors import SlrbenchError
-from slrbench.importers.safe_pickle import load_pickle
+from slrbench.safe_pickle import load_pickle
 
 
 @dataclass

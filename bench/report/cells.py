@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slrbench.report.seeds import Spread
+
+PERCENT_METRICS = frozenset({"pi@1", "pi@5", "pc@1", "pc@5", "pc_union@1", "ece"})
 
 
 def shown(value: object) -> str:
@@ -16,3 +21,19 @@ def preset_label(meta: dict[str, Any]) -> str:
     overrides = meta.get("overrides") or {}
     changed = ", ".join(f"{key}={value}" for key, value in sorted(overrides.items()))
     return shown(meta.get("preset")) + (f" ({changed})" if changed else "")
+
+
+def metric_scale(key: str) -> tuple[float, int]:
+    """(factor, decimals) a metric is shown with: accuracies and ECE in %, NLL as it is."""
+    return (100.0, 2) if key in PERCENT_METRICS else (1.0, 3)
+
+
+def spread_text(spread: Spread | None, key: str) -> str:
+    """A metric over several seeds: `60.00 ± 10.00 (n=3)`; `–` when no seed has it."""
+    if spread is None:
+        return "–"
+    scale, digits = metric_scale(key)
+    mean = f"{spread.mean * scale:.{digits}f}"
+    if spread.std is None:
+        return f"{mean} (n={spread.n})"
+    return f"{mean} ± {spread.std * scale:.{digits}f} (n={spread.n})"

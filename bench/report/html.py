@@ -40,6 +40,7 @@ _LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\)$")
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*([^*]+)\*\*")
+_NOT_IN_SLUG = re.compile(r"[^\w\- ]")
 
 
 def _inline(text: str) -> str:
@@ -51,6 +52,15 @@ def _inline(text: str) -> str:
 
 def _cells(line: str) -> list[str]:
     return [cell.strip().replace("\\|", "|") for cell in line.strip().strip("|").split(" | ")]
+
+
+def _anchor(heading: str, seen: dict[str, int]) -> str:
+    """GitHub's anchor for a heading (lower case, punctuation dropped, spaces -> hyphens, `-1`
+    on a repeat), so the Markdown report's in-page links (`#per-seed-results`) work here too."""
+    base = _NOT_IN_SLUG.sub("", heading.strip().lower()).replace(" ", "-")
+    count = seen.get(base, 0)
+    seen[base] = count + 1
+    return base if count == 0 else f"{base}-{count}"
 
 
 def _table(rows: list[str]) -> str:
@@ -72,6 +82,7 @@ def markdown_to_html(markdown: str, title: str, folder: Path) -> str:
     """The subset of Markdown the report writes: headings, paragraphs, lists, pipe tables and
     images (embedded from `folder`)."""
     parts: list[str] = []
+    anchors: dict[str, int] = {}
     lines = markdown.splitlines()
     i = 0
     while i < len(lines):
@@ -88,7 +99,9 @@ def markdown_to_html(markdown: str, title: str, folder: Path) -> str:
             parts.append(_image(image.group(1), image.group(2), folder))
         elif line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
-            parts.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+            text = line[level:].strip()
+            parts.append(f'<h{level} id="{html.escape(_anchor(text, anchors))}">'
+                         f"{_inline(text)}</h{level}>")
         elif line.startswith("- "):
             items = []
             while i < len(lines) and lines[i].startswith("- "):

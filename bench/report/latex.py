@@ -1,13 +1,16 @@
 """The leaderboard as a LaTeX table (booktabs), ready for a paper: one row per record, values in
-percent with their 95 % interval in a smaller font, marks after the row name."""
+percent with their 95 % interval in a smaller font, marks after the row name. Records that differ
+only in their seed share a row: mean ± sample standard deviation over the seeds
+(`slrbench.report.seeds`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slrbench.marks import FLAG_NOTES, record_flags
+from slrbench.marks import FLAG_NOTES
 from slrbench.metrics import METRIC_LABELS
 from slrbench.report.cells import preset_label
+from slrbench.report.seeds import SeedGroup
 
 COLUMNS = ("pi@1", "pi@5", "pc@1", "pc@5")
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -17,7 +20,7 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
 
 # The marks in math mode (pdflatex has no glyph for the Unicode ones in text).
 MARKS = {"†": r"\dagger", "‡": r"\ddagger", "*": "*", "◊": r"\diamond", "⊙": r"\odot",
-         "?": "?"}
+         "?": "?", "↑": r"\uparrow"}
 
 
 def marks(flags: str) -> str:
@@ -39,7 +42,21 @@ def _cell(metric: Any) -> str:
             f"{100 * metric['ci_high']:.1f}]}}")
 
 
-def latex_table(metas: list[dict[str, Any]], split: str, dataset: str) -> str:
+def _spread_cell(group: SeedGroup, key: str) -> str:
+    spread = group.spread(key)
+    if spread is None:
+        return "--"
+    if spread.std is None:
+        return f"{100 * spread.mean:.2f}"
+    return f"${100 * spread.mean:.2f} \\pm {100 * spread.std:.2f}$"
+
+
+def _preset_cell(group: SeedGroup) -> str:
+    label = escape(preset_label(group.first))
+    return f"{label}, {len(group.metas)} seeds" if group.pooled else label
+
+
+def latex_table(groups: list[SeedGroup], split: str, dataset: str) -> str:
     """A complete `table` environment (needs `\\usepackage{booktabs}`)."""
     header = " & ".join(["method", "stream", "preset",
                          *(METRIC_LABELS[k] for k in COLUMNS), "$n$"])
@@ -51,16 +68,22 @@ def latex_table(metas: list[dict[str, Any]], split: str, dataset: str) -> str:
         header + " \\\\", "\\midrule",
     ]
     used = ""
-    for meta in metas:
-        flags = record_flags(meta, split)
+    for group in groups:
+        meta = group.first
+        flags = group.flags(split)  # one seed: its record's marks
         used += flags
         metrics = meta.get("metrics", {})
         name = escape(meta["method"]) + (f"$^{{{marks(flags)}}}$" if flags else "")
-        cells = [name, escape(meta["stream"]), escape(preset_label(meta)),
-                 *(_cell(metrics.get(k)) for k in COLUMNS), str(meta["n_eval"])]
+        values = (_spread_cell(group, k) if group.pooled else _cell(metrics.get(k))
+                  for k in COLUMNS)
+        cells = [name, escape(meta["stream"]), _preset_cell(group), *values,
+                 escape(str(group.common("n_eval")))]
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     notes = [f"${marks(flag)}$~{escape(FLAG_NOTES[flag])}" for flag in FLAG_NOTES if flag in used]
+    if any(group.pooled for group in groups):  # the bootstrap interval is per seed
+        notes.append("rows over several seeds: mean $\\pm$ sample standard deviation over the "
+                     "seeds, without the per-seed intervals")
     if notes:
         lines.append("\\par\\footnotesize " + "; ".join(notes) + ".")
     lines.append("\\end{table}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from slrbench.marks import legend
+from slrbench.marks import FLAG_NOTES, UPPER_BOUND, legend, stream_label
 from slrbench.methods.base import MethodAdapter
 from slrbench.metrics import METRIC_LABELS
 
@@ -52,8 +52,10 @@ def card_facts(adapter: MethodAdapter) -> CardFacts:
             ("paper", spec.paper),
             ("upstream", spec.upstream),
             ("modalities", ", ".join(spec.modalities)),
-            ("streams", ", ".join(spec.streams)),
+            ("streams", ", ".join(stream_label(s, spec.upper_bound_streams)
+                                  for s in spec.streams)),
             ("fidelity", spec.fidelity),
+            *([(UPPER_BOUND, FLAG_NOTES[UPPER_BOUND])] if spec.upper_bound_streams else []),
         ),
         summary=spec.summary,
         presets=tuple({k: str(v) for k, v in row.items()} for row in adapter.describe_presets()),

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from slrbench.errors import SlrbenchError
+from slrbench.marks import record_stream_label
 from slrbench.metrics import topk_hits
 from slrbench.report.cells import shown
 from slrbench.store.records import RunRecord
@@ -135,7 +136,8 @@ def minimal_pairs_rows(records: Iterable[RunRecord], pairs: Sequence[Pair],
     for record in records:
         if record.score_kind == "pred_top1" or record.scores.shape[1] != num_classes:
             continue
-        row: dict[str, Any] = {"method": record.meta["method"], "stream": record.meta["stream"],
+        row: dict[str, Any] = {"method": record.meta["method"],
+                               "stream": record_stream_label(record.meta),
                                "seed": record.meta["seed"]}
         for kind, result in minimal_pair_table(record.scores, record.labels, pairs).items():
             row[f"{kind}_pairwise"] = result.pairwise

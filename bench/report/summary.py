@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slrbench.marks import record_flags
 from slrbench.report.html import markdown_to_html
+from slrbench.report.seeds import group_seeds
 from slrbench.store.atomic import atomic_write_text
 from slrbench.store.record_store import RecordStore
 
@@ -15,20 +15,32 @@ SUMMARY_STEM = "summary"
 
 
 def best_by_method(store: RecordStore, split: str = "test") -> dict[str, dict[str, str]]:
-    """method -> dataset -> "value marks (stream)" of the best record by P-I@1."""
-    best: dict[tuple[str, str], tuple[float, str]] = {}  # (method, dataset) -> (value, run id)
-    for row in store.find(split=split):
-        value = row.get("pi@1")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            key = (str(row["method"]), str(row["dataset"]))
-            if key not in best or float(value) > best[key][0]:
-                best[key] = (float(value), str(row["run_id"]))
+    """method -> dataset -> "value marks (stream)" of the best row by P-I@1, rows as the
+    dataset's report has them: several seeds of one configuration pooled, compared by their
+    mean and shown as mean ± std, so the page never picks a method's luckiest seed."""
+    from slrbench.report.tables import latest_records
+
+    configs = {str(row["run_id"]): str(row["config_sha256"])
+               for row in store.find() if row.get("config_sha256")}
     table: dict[str, dict[str, str]] = {}
-    for (method, dataset), (value, run_id) in best.items():
-        record = store.load_checked(run_id)  # a number on the page is checked like any other
-        flags = record_flags(record.meta, split)
-        table.setdefault(method, {})[dataset] = (
-            f"{100 * value:.2f}{' ' + flags if flags else ''} ({record.stream})")
+    for dataset in sorted({str(row["dataset"]) for row in store.find(split=split)}):
+        best: dict[str, tuple[float, str]] = {}  # method -> (mean, cell)
+        metas = [record.meta for record in latest_records(store, dataset, split)]
+        for group in group_seeds(metas, configs):
+            spread = group.spread("pi@1")
+            if spread is None:
+                continue
+            method = str(group.first["method"])
+            if method in best and spread.mean <= best[method][0]:
+                continue
+            flags = group.flags(split)
+            shown = f"{100 * spread.mean:.2f}"
+            if spread.std is not None:
+                shown += f" ± {100 * spread.std:.2f} (n={spread.n})"
+            best[method] = (spread.mean, f"{shown}{' ' + flags if flags else ''} "
+                                         f"({group.first['stream']})")
+        for method, (_, cell) in best.items():
+            table.setdefault(method, {})[dataset] = cell
     return table
 
 
@@ -36,8 +48,8 @@ def summary_markdown(table: dict[str, dict[str, str]], split: str = "test") -> s
     datasets = sorted({d for cells in table.values() for d in cells})
     lines = [f"# Summary across datasets — {split} split", "",
              f"Each method's best {split} P-I@1 (%) per dataset, its marks and the stream or "
-             "fusion that reached it; per-dataset reports beside this page have the intervals "
-             "and the rest.", "",
+             "fusion that reached it (several seeds: mean ± std over them); per-dataset reports "
+             "beside this page have the intervals and the rest.", "",
              "| method | " + " | ".join(datasets) + " |", "|" + " --- |" * (len(datasets) + 1)]
     for method in sorted(table):
         lines.append(f"| {method} | "

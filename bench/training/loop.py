@@ -29,6 +29,15 @@ from torch.utils.data import Dataset as TorchDataset
 from slrbench.config import check_fields
 from slrbench.errors import SlrbenchError
 from slrbench.store.atomic import atomic_write_bytes, atomic_write_text
+from slrbench.training.distributed import (
+    DistContext,
+    RankBatchSampler,
+    average_gradients,
+    broadcast_from_main,
+    loss_weight,
+    rank_seed,
+    sum_over_ranks,
+)
 
 PROGRESS_MODES = ("bar", "lines", "off")
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -54,6 +63,9 @@ class TrainConfig:
     amp: bool = True  # only takes effect on CUDA
     grad_clip: float | None = None
     label_smoothing: float = 0.0
+    # Synchronised BatchNorm when several processes train one stream (docs/distributed.md);
+    # nothing changes in one process.
+    sync_bn: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -66,6 +78,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["milestones"] = list(self.milestones)
+        # Added after records existed: left out while unset, so the configs of every preset
+        # that does not use it (and so their config hashes) stay as they were.
+        if not self.sync_bn:
+            del data["sync_bn"]
         return data
 
     def lr_at(self, epoch: int) -> float:
@@ -153,6 +169,9 @@ class Trainer:
     # stdout, readable in logs and from parallel workers; "off". True / False = "bar" / "off".
     progress: bool | str = True
     description: str = "train"
+    # Several processes train together (docs/distributed.md): each takes its share of every
+    # batch, gradients are averaged, only rank 0 writes the work folder's files.
+    distributed: DistContext | None = None
 
     def __post_init__(self) -> None:
         mode = self.progress
@@ -162,7 +181,12 @@ class Trainer:
             raise SlrbenchError(
                 f"progress: found {self.progress!r}; expected one of {', '.join(PROGRESS_MODES)}"
             )
-        self.progress = mode
+        self.progress = mode if self.writes else "off"  # rank 0 alone reports
+
+    @property
+    def writes(self) -> bool:
+        """This process writes the work folder and reports (one process, or rank 0)."""
+        return self.distributed is None or self.distributed.is_main
 
     @property
     def amp_enabled(self) -> bool:
@@ -174,13 +198,32 @@ class Trainer:
         # A per-epoch generator makes the batch order reproducible and resumable without
         # saving loader state.
         generator.manual_seed(self.seed * 100_003 + self.epoch_offset + epoch)
+        if train and self.distributed is not None:
+            return self._rank_loader(dataset, generator)
         return DataLoader(
             dataset,
             batch_size=self.config.batch_size if train else self.config.eval_batch_size,
             shuffle=train,
             drop_last=False,
             num_workers=self.config.num_workers,
+            # A dataset may batch its own way (the video pipeline keeps its memory layout).
+            collate_fn=getattr(dataset, "collate", None),
             generator=generator,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def _rank_loader(self, dataset: TorchDataset, generator: torch.Generator) -> DataLoader:
+        """This rank's share of the batches `_loader` builds in one process (same generator,
+        same permutation, same global batches; docs/distributed.md#batches)."""
+        assert self.distributed is not None
+        sampler = RankBatchSampler(len(dataset), self.config.batch_size,  # type: ignore[arg-type]
+                                   self.distributed.rank, self.distributed.world_size, generator)
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=self.config.num_workers,
+            collate_fn=getattr(dataset, "collate", None),
+            generator=generator,  # DataLoader draws its worker seed from it first, as above
             pin_memory=self.device.type == "cuda",
         )
 
@@ -287,6 +330,9 @@ class Trainer:
             history, best = state["history"], state["best"]
             start_epoch = resumed_from = int(state["epoch"]) + 1
             elapsed = float(state["elapsed_s"])
+        if self.distributed is not None:
+            # Every rank starts from rank 0's weights, as DDP does when it wraps a model.
+            broadcast_from_main([*model.parameters(), *_synced_buffers(model)])
 
         epochs = self.config.epochs
         with _progress(self.progress == "bar") as bar:
@@ -308,7 +354,8 @@ class Trainer:
                 )
                 if improved:
                     best = {"epoch": epoch, "metric": val_acc, "loss": val_loss}
-                    _save(workdir / BEST_FILE, {"model": model.state_dict(), "epoch": epoch})
+                    if self.writes:
+                        _save(workdir / BEST_FILE, {"model": model.state_dict(), "epoch": epoch})
                 elapsed += time.perf_counter() - tic
                 history.append(
                     {
@@ -322,22 +369,23 @@ class Trainer:
                         "epoch_time_s": round(time.perf_counter() - tic, 3),
                     }
                 )
-                _save(
-                    checkpoint_path,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "torch_rng": torch.get_rng_state(),
-                        "epoch": epoch,
-                        "history": history,
-                        "best": best,
-                        "elapsed_s": elapsed,
-                    },
-                )
-                atomic_write_text(
-                    workdir / LOG_FILE, "".join(json.dumps(h) + "\n" for h in history)
-                )
+                if self.writes:
+                    _save(
+                        checkpoint_path,
+                        {
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scaler": scaler.state_dict(),
+                            "torch_rng": torch.get_rng_state(),
+                            "epoch": epoch,
+                            "history": history,
+                            "best": best,
+                            "elapsed_s": elapsed,
+                        },
+                    )
+                    atomic_write_text(
+                        workdir / LOG_FILE, "".join(json.dumps(h) + "\n" for h in history)
+                    )
                 bar.update(
                     task,
                     advance=1,
@@ -354,7 +402,7 @@ class Trainer:
 
         if best["epoch"] < 0:
             raise SlrbenchError(f"train.epochs: found {epochs}, expected at least 1")
-        best_state = load_checkpoint(workdir / BEST_FILE)["model"]
+        best_state = self._best_state(workdir)
         return TrainResult(
             best_epoch=int(best["epoch"]),
             best_metric=float(best["metric"]),
@@ -366,6 +414,16 @@ class Trainer:
             resumed_from=resumed_from,
         )
 
+    def _best_state(self, workdir: Path) -> dict[str, torch.Tensor]:
+        """The selected weights from best.pt; with several processes every rank reads the
+        file rank 0 wrote (one machine or a shared file system)."""
+        if self.distributed is None:
+            return load_checkpoint(workdir / BEST_FILE)["model"]
+        self.distributed.barrier()  # rank 0 has written its last best.pt
+        state: dict[str, torch.Tensor] = load_checkpoint(workdir / BEST_FILE)["model"]
+        self.distributed.barrier()  # every rank has read it before rank 0 may clear the folder
+        return state
+
     def _train_epoch(
         self,
         model: nn.Module,
@@ -376,7 +434,11 @@ class Trainer:
         bar: Progress,
     ) -> tuple[float, float]:
         model.train()
+        if self.distributed is not None:  # each rank its own dropout and mixup draws
+            torch.manual_seed(rank_seed(self.seed, self.epoch_offset + epoch,
+                                        self.distributed.rank))
         loader = self._loader(train_set, train=True, epoch=epoch)
+        global_sizes = iter(getattr(loader.batch_sampler, "global_sizes", ()))
         batch_task = bar.add_task(f"  epoch {epoch + 1}", total=len(loader))
         total_loss, correct, seen = 0.0, 0, 0
         for inputs, targets, _ in loader:
@@ -384,13 +446,13 @@ class Trainer:
             targets = targets.to(self.device, non_blocking=True)
             with torch.autocast(self.device.type, enabled=self.amp_enabled):
                 loss, logits = self._batch_loss(model, inputs, targets, epoch)
-            if not torch.isfinite(loss):
-                raise SlrbenchError(
-                    f"training diverged at epoch {epoch}: loss is {float(loss.detach())}; "
-                    "lower train.lr"
-                )
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            if self.distributed is None:
+                _check_finite(loss.detach(), epoch)
+                scaler.scale(loss).backward()
+            else:
+                self._distributed_backward(model, loss, len(targets), next(global_sizes),
+                                           scaler, epoch)
             if self.config.grad_clip:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
@@ -403,7 +465,34 @@ class Trainer:
             seen += len(targets)
             bar.advance(batch_task)
         bar.remove_task(batch_task)
+        if self.distributed is not None:
+            total_loss, correct, seen = self._epoch_totals(model, total_loss, correct, seen)
         return total_loss / max(seen, 1), correct / max(seen, 1)
+
+    def _distributed_backward(self, model: nn.Module, loss: torch.Tensor, rank_batch: int,
+                              global_batch: int, scaler: torch.amp.GradScaler,
+                              epoch: int) -> None:
+        """Backward of this rank's share, then every rank holds the gradient of the global
+        batch's mean loss (before the scaler unscales or clips: every rank then sees the same
+        gradients, so the same inf check and the same step)."""
+        assert self.distributed is not None
+        world = self.distributed.world_size
+        scaler.scale(loss * loss_weight(rank_batch, global_batch, world)).backward()
+        # The global loss travels in the same all-reduce: every rank stops on divergence.
+        loss_sum = loss.detach().float().reshape(1) * rank_batch
+        total = average_gradients(list(model.parameters()), world, loss_sum)
+        _check_finite(total[0] / global_batch, epoch)
+
+    def _epoch_totals(self, model: nn.Module, loss: float, correct: int, seen: int
+                      ) -> tuple[float, int, int]:
+        """The epoch's loss and accuracy counts over every rank (the log shows the global
+        numbers), and rank 0's BatchNorm running statistics on every rank (DDP's
+        broadcast_buffers; without sync_bn each rank's differ), so that every rank validates
+        the same model."""
+        total_loss, total_correct, total_seen = sum_over_ranks([loss, correct, seen],
+                                                               self.device)
+        broadcast_from_main(_synced_buffers(model))
+        return total_loss, int(total_correct), int(total_seen)
 
 
     def _batch_loss(self, model: nn.Module, inputs: Any, targets: torch.Tensor,
@@ -414,6 +503,19 @@ class Trainer:
         smoothing = self.config.label_smoothing
         return nn.functional.cross_entropy(logits.float(), targets,
                                            label_smoothing=smoothing), logits
+
+
+def _check_finite(loss: torch.Tensor, epoch: int) -> None:
+    if not torch.isfinite(loss):
+        raise SlrbenchError(
+            f"training diverged at epoch {epoch}: loss is {float(loss)}; lower train.lr"
+        )
+
+
+def _synced_buffers(model: nn.Module) -> list[torch.Tensor]:
+    """The buffers a distributed run keeps equal on every rank (BatchNorm running statistics
+    and counters, and constants that never change)."""
+    return [b for b in model.buffers() if b.is_floating_point() or b.dtype == torch.int64]
 
 
 def print_line(text: str) -> None:

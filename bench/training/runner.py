@@ -12,7 +12,8 @@ A run is planned before anything trains:
 3. an interrupted stream needs `resume=True` (continue from its last epoch) or
    `restart=True`;
 4. the rest trains, in `Compute.jobs` worker processes with `Compute.threads` torch threads
-   each, or in this process when one job suffices.
+   each, or in this process when one job suffices; or, with `RunRequest.distributed`, by
+   several processes together under torchrun, rank 0 leading (docs/distributed.md).
 
 The unit of planning is a *training unit* (`MethodSpec.units`): usually one stream, for a
 multi-head method one network whose heads are several streams. A unit trains through its
@@ -41,6 +42,7 @@ from filelock import FileLock, Timeout
 from rich.console import Console
 
 from slrbench import __version__
+from slrbench.config import checked_override
 from slrbench.datasets.base import Dataset
 from slrbench.errors import MAX_SEED, SlrbenchError, check_range
 from slrbench.methods.base import MethodAdapter, SolverAdapter, Stage
@@ -62,7 +64,8 @@ from slrbench.store.provenance import (
 from slrbench.store.record_store import RecordStore
 from slrbench.store.records import RECORD_VERSION, RUNS_DIR, RunRecord, new_run_id
 from slrbench.threads import blas_threads
-from slrbench.training.compute import Compute, torch_threads
+from slrbench.training.compute import Compute, torch_threads, usable_cores
+from slrbench.training.distributed import DistContext, broadcast_object, sync_batchnorm
 from slrbench.training.loop import (
     CHECKPOINT_FILE,
     LOG_FILE,
@@ -77,6 +80,8 @@ from slrbench.training.loop import (
 )
 
 EVAL_SPLITS = ("val", "test")
+# Added to TrainConfig after records existed: an override of a preset that leaves it out.
+SYNC_BN = "train.sync_bn"
 # RunRequest's default device; immutable, so one shared instance is safe.
 _CPU = torch.device("cpu")
 
@@ -98,12 +103,15 @@ class RunRequest:
     # Start from these native weights (`slrbench import-checkpoint`); with train.epochs = 0
     # they are only evaluated (released weights scored on val and test).
     init: Path | None = None
+    # This process's place among several training each unit together (torchrun).
+    distributed: DistContext | None = None
 
     def __post_init__(self) -> None:
         check_range("--seed", self.seed, 0, MAX_SEED)  # before any stream is planned
-        if self.init is not None and isinstance(self.method, SolverAdapter):
-            raise SlrbenchError(f"--init: method '{self.method.spec.name}' is fitted by a "
-                                "solver; expected a method trained by epochs")
+        for option, given in (("--init", self.init), ("--distributed", self.distributed)):
+            if given is not None and isinstance(self.method, SolverAdapter):
+                raise SlrbenchError(f"{option}: method '{self.method.spec.name}' is fitted "
+                                    "by a solver; expected a method trained by epochs")
 
 
 @dataclass(frozen=True)
@@ -164,7 +172,29 @@ def run_all(requests: Sequence[RunRequest], store: RecordStore, console: Console
     """Plan and run several requests together, so identical trainings across methods happen
     once; returns the outcomes per request, one per stream (head) of the units trained, in
     stream order. ``jobs`` / ``threads``: see `Compute.resolve` (defaults sized to the units
-    that really need training)."""
+    that really need training). A distributed request runs on every rank: rank 0 plans,
+    trains with the others and writes; the others train what it announces
+    (docs/distributed.md#who-does-what)."""
+    context = _distributed(requests)
+    if context is None:
+        return _run_all(requests, store, console, jobs, threads)
+    threads = threads or max(1, usable_cores() // context.local_world_size)
+    if not context.is_main:
+        return _follow(requests[0], store, threads)
+    leader = _Leader()
+    try:
+        result = _run_all(requests, store, console, 1, threads, leader)
+    except Exception as error:
+        if leader.others_waiting:  # else they are inside a training and torchrun stops them
+            broadcast_object(("error", isinstance(error, SlrbenchError), str(error)))
+        raise
+    broadcast_object(("done", result))
+    return result
+
+
+def _run_all(requests: Sequence[RunRequest], store: RecordStore, console: Console | None,
+             jobs: int | None, threads: int | None,
+             leader: _Leader | None = None) -> list[list[StreamOutcome]]:
     quiet = not any(r.progress for r in requests)
     console = console or Console(quiet=quiet, emoji=False)
     tasks = [_plan(request, unit) for request in requests for unit in _units(request)]
@@ -198,7 +228,7 @@ def run_all(requests: Sequence[RunRequest], store: RecordStore, console: Console
     if to_train:
         console.print(f"training {len(to_train)} stream(s): {compute.jobs} job(s) x "
                       f"{compute.threads} torch thread(s)")
-        trained = _train_tasks([tasks[i] for i in to_train], store, compute, console)
+        trained = _train_tasks([tasks[i] for i in to_train], store, compute, console, leader)
         outcomes.update(zip(to_train, trained, strict=True))
     for i, source in copies.items():
         (first,) = outcomes[source]
@@ -214,12 +244,55 @@ def run_all(requests: Sequence[RunRequest], store: RecordStore, console: Console
     return result
 
 
+def _distributed(requests: Sequence[RunRequest]) -> DistContext | None:
+    """The distributed context of a run: one request (one method) at most may have one."""
+    contexts = [r.distributed for r in requests if r.distributed is not None]
+    if contexts and len(requests) > 1:
+        raise SlrbenchError("--distributed: found with several methods; expected one method")
+    return contexts[0] if contexts else None
+
+
+@dataclass
+class _Leader:
+    """Rank 0's side of a distributed run: it tells the other ranks which unit to train next
+    (they wait for its word between trainings), then sends them the outcomes or its error."""
+
+    others_waiting: bool = True  # the other ranks wait for a message, not inside a training
+
+    def announce(self, unit: str) -> None:
+        broadcast_object(("train", unit))
+        self.others_waiting = False
+
+    def trained(self) -> None:
+        self.others_waiting = True  # their part ends with the training; rank 0's goes on
+
+
+def _follow(request: RunRequest, store: RecordStore, threads: int) -> list[list[StreamOutcome]]:
+    """A rank other than 0: train each unit rank 0 announces, together with it (the training
+    only: rank 0 predicts and writes), until it sends the outcomes or its error."""
+    tasks = {unit: _plan(request, unit) for unit in _units(request)}
+    with torch_threads(threads):
+        while True:
+            message = broadcast_object(None)
+            if message[0] == "done":
+                return list(message[1])
+            if message[0] == "error":
+                _, user_error, text = message
+                raise (SlrbenchError if user_error else RuntimeError)(f"rank 0: {text}")
+            seed_everything(request.seed)
+            _fit_epochs(tasks[message[1]], store, "off")
+
+
 # ------------------------------------------------------------------------------------ planning
 
 
 def _plan(request: RunRequest, unit: str) -> StreamTask:
     adapter, spec = request.method, request.dataset.spec
-    config = adapter.resolve_config(request.preset, spec, unit, dict(request.overrides or {}))
+    overrides = dict(request.overrides or {})
+    sync_bn = overrides.pop(SYNC_BN, None)
+    config = adapter.resolve_config(request.preset, spec, unit, overrides)
+    if sync_bn is not None:
+        _set_sync_bn(config, sync_bn)
     if request.init is not None:  # other starting weights: another run and another training
         config["init"] = {"checkpoint": request.init.name,
                           "checkpoint_sha256": sha256_file(request.init)}
@@ -231,6 +304,39 @@ def _plan(request: RunRequest, unit: str) -> StreamTask:
     }
     return StreamTask(request, unit, config, config_sha256(config), config_sha256(training),
                       adapter.heads(config))
+
+
+@dataclass(frozen=True)
+class PlannedUnit:
+    """One training unit of a request as a scheduler sees it (`slrbench sweep`)."""
+
+    unit: str
+    heads: tuple[str, ...]
+    config_sha256: str
+    training_sha256: str
+    stored: bool  # every head has its val and test records (same config hash)
+    cost: float  # `_cost`: epochs x the method's relative epoch cost
+
+
+def plan_units(request: RunRequest, store: RecordStore) -> list[PlannedUnit]:
+    """The request's training units, resolved exactly as `run_all` resolves them."""
+    planned = []
+    for unit in _units(request):
+        task = _plan(request, unit)
+        planned.append(PlannedUnit(unit, task.heads, task.config_hash, task.training_hash,
+                                   _existing(store, task) is not None, _cost(task)))
+    return planned
+
+
+def _set_sync_bn(config: dict[str, Any], value: Any) -> None:
+    """--set train.sync_bn: a preset without the field has it off, and an override that keeps
+    it off leaves the config (and its hash) as the preset's."""
+    train = config.get("train")
+    if not isinstance(train, dict):
+        raise SlrbenchError(f"override '{SYNC_BN}': no section 'train' in the config")
+    value = checked_override(SYNC_BN, train.get("sync_bn", False), value)
+    if value or "sync_bn" in train:
+        train["sync_bn"] = value
 
 
 def _existing(store: RecordStore, task: StreamTask) -> dict[str, dict[str, dict[str, Any]]] | None:
@@ -299,19 +405,19 @@ def _check_interrupted(task: StreamTask, store: RecordStore, holding_lock: bool 
 
 
 def _train_tasks(tasks: list[StreamTask], store: RecordStore, compute: Compute,
-                 console: Console) -> list[list[StreamOutcome]]:
+                 console: Console, leader: _Leader | None = None) -> list[list[StreamOutcome]]:
     parallel = compute.jobs > 1 and len(tasks) > 1 and all(_picklable(t) for t in tasks)
     if not parallel:
         bars = compute.jobs == 1 and console.is_terminal
         with torch_threads(compute.threads):
-            return [train_stream(task, store, compute, "bar" if bars else "lines")
+            return [train_stream(task, store, compute, "bar" if bars else "lines", leader)
                     for task in tasks]
     context = multiprocessing.get_context(_start_method(compute.threads))
     with ProcessPoolExecutor(max_workers=compute.jobs, mp_context=context,
                              initializer=torch.set_num_threads,
                              initargs=(compute.threads,)) as pool:
         # Longest first, so no long training starts last while the other workers sit idle.
-        order = sorted(range(len(tasks)), key=lambda i: -_epochs(tasks[i]))
+        order = sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i]))
         futures = {i: pool.submit(train_stream, tasks[i], store, compute, "lines")
                    for i in order}
         try:
@@ -321,12 +427,14 @@ def _train_tasks(tasks: list[StreamTask], store: RecordStore, compute: Compute,
             raise
 
 
-def _epochs(task: StreamTask) -> int:
-    """Epochs over all stages: the runner's measure of how long a training takes."""
+def _cost(task: StreamTask) -> float:
+    """Epochs over all stages times the method's relative cost of an epoch: the runner's
+    measure of how long a training takes."""
     adapter = task.request.method
     if isinstance(adapter, SolverAdapter):
-        return 0
-    return sum(int(stage.train["epochs"]) for stage in adapter.stages(task.config))
+        return 0.0
+    epochs = sum(int(stage.train["epochs"]) for stage in adapter.stages(task.config))
+    return epochs * adapter.spec.epoch_cost
 
 
 def _start_method(threads: int) -> str:
@@ -366,10 +474,11 @@ class _Fitted:
 
 
 def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
-                 progress: str) -> list[StreamOutcome]:
+                 progress: str, leader: _Leader | None = None) -> list[StreamOutcome]:
     """Fit one stream, predict val and test with what val selected, store both records as one
     group. Two processes asked for the same stream serialise on its lock; the second then finds
-    the first one's records and skips (docs/store.md#concurrent-writers)."""
+    the first one's records and skips (docs/store.md#concurrent-writers). `leader`: rank 0 of
+    a distributed run, which has the other ranks train with it."""
     progress = progress if task.request.progress else "off"
     say = print_line if progress != "off" else (lambda text: None)
     lock = _identity_lock(store, task)
@@ -383,10 +492,14 @@ def train_stream(task: StreamTask, store: RecordStore, compute: Compute,
         _check_interrupted(task, store, holding_lock=True)  # the other one may have died
         started_at, tic = utc_now(), time.perf_counter()
         seed_everything(task.request.seed)
+        fitted: _Fitted | None
         if isinstance(task.request.method, SolverAdapter):
             fitted = _fit_solver(task, store)
         else:
-            fitted = _fit_epochs(task, store, progress)
+            if leader is not None:
+                leader.announce(task.stream)
+            fitted = _fit_epochs(task, store, progress, leader)
+        assert fitted is not None  # None only on ranks other than 0, which never get here
         outcome = _store_records(task, store, compute, fitted, started_at, tic)
         # The selected weights now live under checkpoints/; the resume state is no longer needed.
         shutil.rmtree(_workdir(store, task), ignore_errors=True)
@@ -438,6 +551,7 @@ def _stage_trainer(task: StreamTask, stage: Stage | None, progress: str,
         progress=progress if stage is not None else "off",
         description=task.label if single or stage is None else f"{task.label} [{stage.name}]",
         epoch_offset=epoch_offset,
+        distributed=request.distributed if stage is not None else None,
     )
     if single:
         return trainer  # the plain contract: forward + cross-entropy, one head
@@ -463,17 +577,25 @@ def _plain_contract(adapter: MethodAdapter) -> bool:
                             "after_step"))
 
 
-def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
+def _fit_epochs(task: StreamTask, store: RecordStore, progress: str,
+                leader: _Leader | None = None) -> _Fitted | None:
     """The shared epoch loop, stage by stage: train, keep the epoch val selects, start the
-    next stage from it; then predict val and test with every head."""
+    next stage from it; then predict val and test with every head. In a distributed run the
+    ranks other than 0 only train (and return None): rank 0 predicts and stores, and tells
+    `leader` when the others are done."""
     request, config = task.request, task.config
     adapter, dataset = request.method, request.dataset
+    writes = request.distributed is None or request.distributed.is_main
     data = adapter.stream_data(dataset, config, request.seed)
     model = adapter.build_model(config, dataset.spec.num_classes)
     if request.init is not None:
         _load_init(model, request.init)
     if request.init is not None and config["train"]["epochs"] == 0:
-        return _evaluate_only(task, store, model, data)
+        if leader is not None:
+            leader.trained()
+        return _evaluate_only(task, store, model, data) if writes else None
+    if request.distributed is not None and config["train"].get("sync_bn"):
+        model = sync_batchnorm(model, request.device)
     stages = adapter.stages(config)
     workdir = _workdir(store, task)
     results, offset = [], 0
@@ -487,7 +609,7 @@ def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
         model.load_state_dict(result.best_state)
         results.append(result)
         offset += result.epochs_run
-        if stage.stores:  # the stage's own model gives streams (CAMFuse's single pathways)
+        if stage.stores and writes:  # the stage's own model gives streams (CAMFuse's pathways)
             scores, seconds, _ = _predict_splits(task, trainer, model, data, stage.stores)
             stage_scores.update(scores)
             stage_seconds = {s: stage_seconds[s] + seconds[s] for s in EVAL_SPLITS}
@@ -495,6 +617,10 @@ def _fit_epochs(task: StreamTask, store: RecordStore, progress: str) -> _Fitted:
                 {"model": model.state_dict()}), ".pt", part=stage.name)
             stage_models.update({stream: (path, adapter.head_parameters(model, stream, config))
                                  for stream in stage.stores.values()})
+    if leader is not None:
+        leader.trained()
+    if not writes:
+        return None
     if len(stages) > 1:
         _merge_stage_logs(workdir, stages)
     checkpoint = _store_checkpoint(store, task, checkpoint_bytes({"model": model.state_dict()}),
@@ -577,8 +703,21 @@ def _evaluate_only(task: StreamTask, store: RecordStore, model: torch.nn.Module,
     model.to(request.device)
     checkpoint = _store_checkpoint(store, task, checkpoint_bytes({"model": model.state_dict()}),
                                    ".pt")
-    scores, predict_s, labels = _predict_splits(task, _stage_trainer(task, None, "off"), model,
-                                                data)
+    config = task.config
+    readable = set(request.method.prediction_modalities(config))
+    # A head whose stage reads inputs the final prediction may not (self-learning fusion's
+    # `imu` upper bound reads the sensor) is predicted the way its stage predicts it.
+    own = [stage for stage in request.method.stages(config)
+           if stage.stores and readable and not set(stage.modalities) <= readable]
+    by_stage = {stream for stage in own for stream in stage.stores.values()}
+    scores, predict_s, labels = _predict_splits(
+        task, _stage_trainer(task, None, "off"), model, data,
+        {head: head for head in task.heads if head not in by_stage})
+    for stage in own:
+        stage_scores, seconds, _ = _predict_splits(task, _stage_trainer(task, stage, "off"),
+                                                   model, data, stage.stores)
+        scores.update(stage_scores)
+        predict_s = {s: predict_s[s] + seconds[s] for s in EVAL_SPLITS}
     return _Fitted(scores, predict_s, labels, checkpoint, count_parameters(model),
                    {"selection_metric": None, "selected_epoch": None,
                     "selection_split": "unknown"},
@@ -635,7 +774,8 @@ def _store_records(task: StreamTask, store: RecordStore, compute: Compute, fitte
         "training_sha256": task.training_hash,
         **git_info(Path(__file__).resolve().parent),
         "env": environment(str(request.device)),
-        "compute": {**compute.provenance(), "torch_threads": torch.get_num_threads()},
+        "compute": {**compute.provenance(), "torch_threads": torch.get_num_threads(),
+                    **_distributed_provenance(request, config)},
         "checkpoint": fitted.checkpoint.name,
         "checkpoint_sha256": sha256_file(fitted.checkpoint),
         "params": fitted.params,
@@ -699,6 +839,15 @@ def _store_records(task: StreamTask, store: RecordStore, compute: Compute, fitte
                           {r.split: r.metrics for r, _ in records if r.stream == head},
                           method=task.method)
             for head in task.heads]
+
+
+def _distributed_provenance(request: RunRequest, config: dict[str, Any]) -> dict[str, Any]:
+    """How many processes trained the unit (a record's compute, not its config: the same
+    recipe); nothing for one process, so its records are as before."""
+    if request.distributed is None:
+        return {}
+    sync_bn = bool(config.get("train", {}).get("sync_bn", False))
+    return {"distributed": request.distributed.provenance(sync_bn)}
 
 
 def _run_id(meta: dict[str, Any]) -> str:
