@@ -126,9 +126,9 @@ def main() -> None:
         "| --- | --- |",
         *(f"| {m} | {runs[0]['per_method'][m]} |" for m in methods),
         "",
-        "Budget (issues 10 and 14): at most 10 minutes from a fresh clone, the skeleton methods "
-        "at most 4 minutes of it. The dataset cache starts empty in every repeat (SynthSign "
-        "generated, CAMFuse's frames rendered, inside the run).",
+        "Budget (issues 10, 14, 15 and 16): at most 10 minutes from a fresh clone, the "
+        "skeleton methods at most 4 minutes of it. The dataset cache starts empty in every "
+        "repeat (SynthSign generated, CAMFuse's frames rendered, inside the run).",
     ]
     publish("main_job", lines, write=not args.no_write)
 

@@ -201,3 +201,18 @@ def test_the_summary_page_compares_seed_means_not_the_luckiest_seed(three_seeds:
     assert best_by_method(three_seeds) == {"slgcn": {DATASET: "65.00 (b)"}}
     three_seeds.add(_record("b", 0.45, 1))  # b now averages 55 %: j's pooled row wins
     assert best_by_method(three_seeds) == {"slgcn": {DATASET: "60.00 ± 10.00 (n=3) (j)"}}
+
+
+def test_fusions_searched_with_their_inputs_seed_pool_across_seeds(tmp_path: Path) -> None:
+    """The main job and sweeps fuse each seed with that seed as the search seed."""
+    store = RecordStore(tmp_path / "r")
+    for seed, (j, b) in enumerate(((0.5, 0.6), (0.6, 0.6), (0.7, 0.6))):
+        for split in ("val", "test"):
+            store.add(_record("j", j, seed, split=split))
+            store.add(_record("b", b, seed, split=split))
+        options = default_options("slgcn", DATASET, strategy="mean", seed=seed)
+        fuse_from_store(store, "slgcn", DATASET, options, input_seed=seed, bootstrap=None)
+    metas = [store.load(r["run_id"]).meta for r in store.find(split="test")]
+    configs = {str(r["run_id"]): str(r["config_sha256"]) for r in store.find()}
+    fused = [g for g in group_seeds(metas, configs) if g.first["stream"].startswith("fused:")]
+    assert [g.seeds for g in fused] == [(0, 1, 2)]

@@ -124,6 +124,11 @@ def _fused_configuration(meta: Mapping[str, Any],
                          input_configs: Mapping[str, str]) -> str | None:
     """The fusion request without its input run ids, plus each input stream's configuration."""
     request = {k: v for k, v in (meta.get("config") or {}).items() if k != "inputs"}
+    fusion = request.get("fusion")
+    if isinstance(fusion, dict):
+        # The search seed is part of what varies from seed to seed (the main job and sweeps
+        # search with the inputs' seed), not of the configuration.
+        request["fusion"] = {k: v for k, v in fusion.items() if k != "seed"}
     inputs = (meta.get("fusion") or {}).get("inputs") or []
     configs = [(str(i.get("stream")), input_configs.get(str(i.get("run_id")))) for i in inputs]
     if not configs or any(config is None for _, config in configs):
