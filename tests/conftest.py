@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# Property tests: the full suite (CI) draws 120 examples each, the fast loop 30 (CONTRIBUTING.md).
-FULL_EXAMPLES, FAST_EXAMPLES = 120, 30
+# Property tests: the full suite (CI) draws 120 examples each, the fast loop 20 (CONTRIBUTING.md).
+FULL_EXAMPLES, FAST_EXAMPLES = 120, 20
 SHARED = PROJECT_ROOT.parent / "shared"
 
 

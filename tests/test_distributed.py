@@ -254,6 +254,7 @@ def test_two_process_trainer_trains_as_one_process_and_resumes(tmp_path: Path) -
 # ------------------------------------------------------------------------- configs and CLI
 
 
+@pytest.mark.slow  # resolves every preset of every method (about 5 s)
 def test_sync_bn_leaves_the_config_hashes_of_existing_presets_alone() -> None:
     from slrbench.datasets.registry import load_dataset
     from slrbench.methods.registry import get_method
