@@ -216,3 +216,13 @@ def test_fusions_searched_with_their_inputs_seed_pool_across_seeds(tmp_path: Pat
     configs = {str(r["run_id"]): str(r["config_sha256"]) for r in store.find()}
     fused = [g for g in group_seeds(metas, configs) if g.first["stream"].startswith("fused:")]
     assert [g.seeds for g in fused] == [(0, 1, 2)]
+
+
+def test_significance_compares_entries_within_one_seed(three_seeds: RecordStore,
+                                                       tmp_path: Path) -> None:
+    three_seeds.add(_record("b", 0.4, 0, bootstrap=True))  # seed 0 has the most records
+    markdown = _report(three_seeds, tmp_path / "rep", ("md",))["results-toy8.md"].read_text()
+    section = markdown.split("## Significance", 1)[1].split("\n## ", 1)[0]
+    assert "Records of seed 0 only" in section
+    rows = [line for line in section.splitlines() if line.startswith("| slgcn:")]
+    assert rows and all("(" not in line.split(" | ")[0] for line in rows)  # no seed vs seed

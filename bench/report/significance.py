@@ -6,6 +6,7 @@ correction over every pair shown.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -54,6 +55,17 @@ def leading(records: list[RunRecord], count: int = LEADING) -> list[RunRecord]:
     return sorted(scored, key=lambda r: -top1(r))[:count]
 
 
+def within_one_seed(records: list[RunRecord]) -> tuple[list[RunRecord], int | None]:
+    """With several seeds in the store, entries are compared within one seed: a paired test of
+    two seeds of one stream says nothing about methods. The seed with the most records (the
+    lowest on ties) and the records without a seed (imports); None: one seed or none."""
+    counts = Counter(r.meta["seed"] for r in records if r.meta.get("seed") is not None)
+    if len(counts) < 2:
+        return records, None
+    seed = min(counts, key=lambda s: (-counts[s], s))
+    return [r for r in records if r.meta.get("seed") in (seed, None)], seed
+
+
 def pairwise_tests(records: list[RunRecord], bootstrap: BootstrapConfig | None = None,
                    count: int = LEADING) -> list[PairTest]:
     """Every pair of the leading entries, better one first, joined by sample id."""
@@ -84,11 +96,14 @@ def _compare(a: RunRecord, b: RunRecord, config: BootstrapConfig) -> PairedCompa
                             a.num_classes, a.score_kind, b.score_kind, config)
 
 
-def markdown_section(tests: list[PairTest]) -> list[str]:
+def markdown_section(tests: list[PairTest], seed: int | None = None) -> list[str]:
     if not tests:
         return []
+    within = (f"Records of seed {seed} only (the store holds several seeds; pairs are compared "
+              "within one seed). " if seed is not None else "")
     lines = ["", "## Significance", "",
-             "Pairs of the leading entries (best first): ΔP-I@1 of the row entry minus the column "
+             within + "Pairs of the leading entries (best first): ΔP-I@1 of the row entry minus "
+             "the column "
              "entry with its 95 % paired-bootstrap interval, McNemar's exact p on top-1 hits and "
              f"the same p corrected by {CORRECTION}. Compared on the samples both scored.", "",
              "| A | B | n | ΔP-I@1 (A − B) | bootstrap p | McNemar b / c | McNemar p | "

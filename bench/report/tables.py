@@ -37,7 +37,7 @@ from slrbench.report.minimal_pairs import (
 )
 from slrbench.report.seeds import SEED_ANCHOR, SEED_HEADING, SeedGroup, group_seeds, seed_label
 from slrbench.report.significance import markdown_section as significance_section
-from slrbench.report.significance import pairwise_tests
+from slrbench.report.significance import pairwise_tests, within_one_seed
 from slrbench.store.atomic import atomic_write_text
 from slrbench.store.record_store import RecordStore
 from slrbench.store.records import RunRecord
@@ -399,7 +399,8 @@ def build_report(
         # Fused records and their ablations (tables plus a heatmap figure) follow the table.
         section, figures = fusion_section(metas, split, out_dir)
         section += minimal_pairs_markdown(pair_rows, pairs)
-        section += significance_section(pairwise_tests(records))
+        tested, seed = within_one_seed(records)
+        section += significance_section(pairwise_tests(tested), seed)
         section += claims_section(claims(records, dataset), split)
         figure_lines, plots = figures_section(
             records, split, dataset, out_dir, _class_names(dataset, split), pair_rows,
