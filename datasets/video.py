@@ -80,7 +80,9 @@ class VideoAugment:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VideoAugment:
         check_fields(cls, data, "data.augment")
-        return cls(**{k: tuple(v) if k in cls._PAIRS else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if k in cls._PAIRS else v
+                                  for k, v in data.items()}
+        return cls(**values)
 
 
 @dataclass(frozen=True)
