@@ -182,11 +182,15 @@ def _sync_bn_job(rank: int, world: int, out: Path) -> None:
         synced.eval()
         reference.eval()
         assert torch.allclose(synced(x[part]), reference(x[part]), atol=1e-6)
+    (out / f"sync-bn-rank{rank}").touch()
 
 
 @pytest.mark.slow
 def test_synchronised_batchnorm_over_two_processes_is_one_batchnorm(tmp_path: Path) -> None:
     _spawn(_sync_bn_job, tmp_path)
+    # Each rank leaves a mark once all its comparisons held.
+    assert sorted(p.name for p in tmp_path.glob("sync-bn-rank*")) == ["sync-bn-rank0",
+                                                                     "sync-bn-rank1"]
 
 
 class _Points(TorchDataset):  # type: ignore[type-arg]
@@ -295,7 +299,7 @@ def test_distributed_outside_torchrun_is_a_one_line_error(
         monkeypatch.delenv(name, raising=False)
     method = [] if "--method" in args else ["--method", "slgcn"]
     code, _, err = cli("run", *method, "--dataset", "synthsign-tiny", "--distributed", *args)
-    one_line(code, err, *needles)
+    assert one_line(code, err, *needles).startswith("error: --distributed")
 
 
 # ------------------------------------------------------------------------------- torchrun

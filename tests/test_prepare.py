@@ -398,7 +398,7 @@ def test_run_with_a_data_root_prepares_on_the_way(cli: Any, tmp_path: Path) -> N
 ])
 def test_prepare_errors_are_one_line(cli: Any, args: list[str], needles: list[str]) -> None:
     code, _, err = cli("prepare", *args)
-    one_line(code, err, *needles)
+    assert one_line(code, err, *needles).startswith("error: --")  # names the option
 
 
 def _frame_folders(root: Path, ids: list[str], frames: int = 6) -> None:

@@ -111,20 +111,13 @@ def run(
         if all(isinstance(adapter, SolverAdapter) for adapter in adapters):
             raise SlrbenchError(f"--epochs: found with method '{adapters[0].spec.name}', which "
                                 "is fitted by a solver; expected a method trained by epochs")
-    overrides = config_overrides(set_ or [])
-    if overrides and len(adapters) > 1:
-        raise SlrbenchError("--set: found with several methods; expected one method (config "
-                            "fields are per method)")
+    overrides = run_overrides(set_ or [], len(adapters), epochs)
     if word_vectors is not None:
         if len(adapters) > 1 or not adapters[0].spec.gloss_vectors:
             raise SlrbenchError(f"--word-vectors: found with method(s) "
                                 f"{', '.join(a.spec.name for a in adapters)}; expected one "
                                 "method that uses gloss vectors (nla)")
         overrides["language.vectors"] = str(word_vectors.expanduser().resolve())
-    if epochs is not None:
-        if "train.epochs" in overrides:
-            raise SlrbenchError("--epochs and --set train.epochs: found both; expected one")
-        overrides["train.epochs"] = epochs
     check_counts(jobs, threads)
     check_range("--seed", seed, 0, MAX_SEED)
     bootstrap_settings = bootstrap_config(bootstrap)
@@ -199,6 +192,20 @@ def _in_turn(context: DistContext | None, load: Callable[[], Dataset]) -> Datase
         return data
     context.barrier()
     return load()
+
+
+def run_overrides(items: list[str], methods: int, epochs: int | None) -> dict[str, Any]:
+    """The config overrides of `run` and `sweep`: the --set items (one method only: config
+    fields are per method) and --epochs as `train.epochs`."""
+    overrides = config_overrides(items)
+    if overrides and methods > 1:
+        raise SlrbenchError("--set: found with several methods; expected one method (config "
+                            "fields are per method)")
+    if epochs is not None:
+        if "train.epochs" in overrides:
+            raise SlrbenchError("--epochs and --set train.epochs: found both; expected one")
+        overrides["train.epochs"] = epochs
+    return overrides
 
 
 def config_overrides(items: list[str]) -> dict[str, Any]:

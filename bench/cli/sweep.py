@@ -57,7 +57,7 @@ def sweep(
     results: ResultsOption = None,
 ) -> None:
     """Train a benchmark grid, each training once, on one machine or a Ray cluster."""
-    from slrbench.cli.run import config_overrides
+    from slrbench.cli.run import run_overrides
     from slrbench.datasets.registry import get_entry
     from slrbench.methods.registry import MAIN_JOB_METHODS, get_method
     from slrbench.sweep import ENGINES, SweepSettings, run_sweep
@@ -84,13 +84,9 @@ def sweep(
     check_range("--retries", retries, 0, MAX_RETRIES)
     if workers is not None:
         check_range("--workers", workers, 1, 4096)
-    overrides = config_overrides(set_ or [])
-    if overrides and len(method_names) > 1:
-        raise SlrbenchError("--set: found with several methods; expected one method (config "
-                            "fields are per method)")
     if epochs is not None:
         check_range("--epochs", epochs, 1, MAX_EPOCHS)
-        overrides["train.epochs"] = epochs
+    overrides = run_overrides(set_ or [], len(method_names), epochs)
     select_device(device)
     store = open_store(results)
     reports = output_dir(out) if fuse else None

@@ -122,8 +122,9 @@ def run_ray(items: Sequence[WorkItem], settings: SweepSettings, retries: int,
         settings.device == "auto" and _cuda_available())
     init: dict[str, Any] = {"address": address, "include_dashboard": False,
                             "log_to_driver": False}
-    if _worker_env():
-        init["runtime_env"] = {"env_vars": _worker_env()}
+    env = _worker_env()
+    if env:
+        init["runtime_env"] = {"env_vars": env}
     if address is None:
         init.update(num_cpus=(workers or 1) * settings.threads,
                     object_store_memory=_LOCAL_OBJECT_STORE)
