@@ -32,12 +32,13 @@ from slrbench.methods.base import (
     StreamData,
 )
 from slrbench.methods.camfuse import CAMFuse, CAMFuseConfig
-from slrbench.methods.skeleton_adapter import parameter_counts, recipe_text, train_section
+from slrbench.methods.skeleton_adapter import parameter_counts, recipe_text
 from slrbench.methods.video_adapter import (
     check_unit,
     clip_probabilities,
     input_shapes,
     log_probabilities,
+    unit_config,
     video_stream_data,
 )
 
@@ -183,23 +184,16 @@ class CAMFuseAdapter(MethodAdapter):
 
     def resolve_config(self, preset: str, spec: DatasetSpec, stream: str,
                        overrides: dict[str, Any]) -> dict[str, Any]:
-        self.check_preset(preset)
-        check_unit(SPEC.name, stream, UNIT, SPEC.streams)
+        check_unit(self, preset, stream, UNIT)
         recipe = PRESETS[preset]
         heatmap = HeatmapConfig(min_sigma=1.0 if preset == "tiny" else 0.0)
         data = VideoConfig(**{**recipe["data"], "heatmap": heatmap, "augment": VideoAugment(),
                               "zeroed_joints": tuple(recipe["data"].get("zeroed_joints", ()))})
         channels = get_layout(data.layout).num_nodes
-        model = _preset_model(preset, 1, channels).to_dict()
-        model.pop("num_classes")  # from the dataset at build time
         config: dict[str, Any] = {
-            "method": SPEC.name,
-            "preset": preset,
-            "stream": stream,
-            "data": data.to_dict(),
-            "model": model,
+            **unit_config(self, preset, stream, data.to_dict(),
+                          _preset_model(preset, 1, channels), recipe["train"]),
             "pretrain": {"epochs": recipe["pretrain_epochs"]},
-            "train": train_section(recipe["train"]),
             "loss": {"rgb": 1.0, "pose": 1.0, "fused": 1.0},
             "test_protocol": {"clips": recipe["test_clips"], "average": "prob", "flip": False},
             "decisions": [

@@ -51,12 +51,13 @@ from slrbench.methods.nla_losses import (
     soft_cross_entropy,
     uniform_targets,
 )
-from slrbench.methods.skeleton_adapter import parameter_counts, recipe_text, train_section
+from slrbench.methods.skeleton_adapter import parameter_counts, recipe_text
 from slrbench.methods.video_adapter import (
     check_unit,
     clip_probabilities,
     input_shapes,
     log_probabilities,
+    unit_config,
     video_stream_data,
 )
 
@@ -195,22 +196,15 @@ class NLAAdapter(MethodAdapter):
 
     def resolve_config(self, preset: str, spec: DatasetSpec, stream: str,
                        overrides: dict[str, Any]) -> dict[str, Any]:
-        self.check_preset(preset)
-        check_unit(SPEC.name, stream, UNIT, STREAMS)
+        check_unit(self, preset, stream, UNIT)
         recipe = PRESETS[preset]
         data = VideoConfig(layout="nlaslr_63", box="frame", sampling="window",
                            heatmap=NLA_HEATMAP, channels_last=True,
                            augment=VideoAugment(mode="resized_crop", area=(0.7, 1.0),
                                                 aspect=(0.75, 1.3)), **recipe["data"])
-        model = _model_config(preset, 1).to_dict()
-        model.pop("num_classes")  # from the dataset at build time
         config: dict[str, Any] = {
-            "method": SPEC.name,
-            "preset": preset,
-            "stream": stream,
-            "data": data.to_dict(),
-            "model": model,
-            "train": train_section(recipe["train"]),
+            **unit_config(self, preset, stream, data.to_dict(), _model_config(preset, 1),
+                          recipe["train"]),
             "language": {
                 "label_smoothing": "language_aware",  # or "uniform", "none"
                 "epsilon": 0.2, "tau": 0.5,

@@ -38,7 +38,7 @@ from slrbench.methods.base import (
 )
 from slrbench.methods.skeleton_adapter import parameter_counts, recipe_text, train_section
 from slrbench.methods.slfusion import SelfLearningFusion, SLFusionConfig, mapping_loss
-from slrbench.methods.video_adapter import check_unit
+from slrbench.methods.video_adapter import check_unit, unit_config
 
 UNIT = "paired"
 STREAMS = ("video", "imu", "generated-imu", "fused", "late")
@@ -350,21 +350,14 @@ class SLFusionAdapter(MethodAdapter):
 
     def resolve_config(self, preset: str, spec: DatasetSpec, stream: str,
                        overrides: dict[str, Any]) -> dict[str, Any]:
-        self.check_preset(preset)
-        check_unit(SPEC.name, stream, UNIT, STREAMS)
+        check_unit(self, preset, stream, UNIT)
         recipe = PRESETS[preset]
         data = PairedData.from_dict(recipe["data"])  # checked and filled with its defaults
         named = spec.extra.get("sensor_channels")  # SynthSign's and VSL's IMU channels
         channels = len(named) if isinstance(named, (list, tuple)) and named else 12
-        model = _model_config(preset, 1, channels).to_dict()
-        model.pop("num_classes")  # from the dataset at build time
         config: dict[str, Any] = {
-            "method": SPEC.name,
-            "preset": preset,
-            "stream": stream,
-            "data": data.to_dict(),
-            "model": model,
-            "train": train_section(recipe["train"]),
+            **unit_config(self, preset, stream, data.to_dict(),
+                          _model_config(preset, 1, channels), recipe["train"]),
             "stages": {name: dict(recipe["stages"][name]) for name in STAGE_NAMES},
             "loss": dict(recipe["loss"]),
             "test_protocol": {

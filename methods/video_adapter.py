@@ -15,7 +15,8 @@ from slrbench.datasets.base import SPLITS, Dataset
 from slrbench.datasets.layouts import get_layout
 from slrbench.datasets.video import VideoConfig, VideoFeeder
 from slrbench.errors import SlrbenchError
-from slrbench.methods.base import StreamData
+from slrbench.methods.base import MethodAdapter, StreamData
+from slrbench.methods.skeleton_adapter import train_section
 
 
 def check_video(dataset: Dataset, method: str) -> None:
@@ -45,11 +46,23 @@ def video_stream_data(dataset: Dataset, method: str, data_config: dict[str, Any]
     return StreamData(train=feeders["train"], val=feeders["val"], test=feeders["test"])
 
 
-def check_unit(method: str, unit: str, expected: str, streams: tuple[str, ...]) -> None:
-    """A video method trains one unit whose streams cannot be trained apart."""
+def check_unit(adapter: MethodAdapter, preset: str, unit: str, expected: str) -> None:
+    """A known preset, and the one training unit of a video method (its streams cannot be
+    trained apart)."""
+    adapter.check_preset(preset)
     if unit != expected:
-        raise SlrbenchError(f"{method}: training unit '{unit}'; expected '{expected}' (its "
-                            f"streams {', '.join(streams)} train together)")
+        raise SlrbenchError(f"{adapter.spec.name}: training unit '{unit}'; expected '{expected}' "
+                            f"(its streams {', '.join(adapter.spec.streams)} train together)")
+
+
+def unit_config(adapter: MethodAdapter, preset: str, stream: str, data: dict[str, Any],
+                model: Any, train_recipe: dict[str, Any]) -> dict[str, Any]:
+    """The sections a video method's configuration starts with. `model`: its config object;
+    the class count is left out (it comes from the dataset at build time)."""
+    model_section = model.to_dict()
+    model_section.pop("num_classes")
+    return {"method": adapter.spec.name, "preset": preset, "stream": stream, "data": data,
+            "model": model_section, "train": train_section(train_recipe)}
 
 
 def input_shapes(config: dict[str, Any]) -> dict[str, list[int]]:

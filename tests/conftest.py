@@ -20,10 +20,11 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.load_profile("slrbench")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which turns the group marks into node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With `--dist loadgroup` (pyproject.toml) the tests of a module with slow tests that share
     a module-scoped fixture (a trained model) stay on one worker, so it is built once; every
-    other test goes to whichever worker is free."""
+    other test goes to whichever worker is free, the slow ones first."""
     def module(item: pytest.Item) -> str:
         return item.nodeid.split("::")[0]
 
@@ -33,6 +34,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         definitions = fixtures.name2fixturedefs.values() if fixtures is not None else ()
         if module(item) in slow and any(chain[-1].scope == "module" for chain in definitions):
             item.add_marker(pytest.mark.xdist_group(module(item)))
+    # Slow tests first: xdist hands out single tests in this order, so a long one never starts
+    # last while the other worker sits idle (pytest's sort is stable: modules stay in order).
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

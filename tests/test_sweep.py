@@ -3,6 +3,7 @@ half-finished sweep continued, and a 2-worker Ray sweep storing what a sequentia
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,44 @@ def test_ray_sweep_stores_what_a_resumed_sequential_sweep_stores(cli: Any,
     code, out, err = cli("sweep", *GRID, "--streams", "j,b", "--results", str(parallel),
                          "--no-fuse")
     assert code == 0 and "0 to train" in out, err
+
+
+# Child process: the sweep CLI, dying like kill -9 (os._exit runs no cleanup, holds no lock
+# release) when SL-GCN's bone stream starts its second epoch.
+_SWEEP_KILLED_IN_EPOCH_1 = """
+import os, sys
+from slrbench.methods.slgcn_adapter import SLGCNAdapter
+hook = SLGCNAdapter.on_epoch_start
+def killed(self, model, epoch, config):
+    if config["stream"] == "b" and epoch == 1:
+        os._exit(137)
+    hook(self, model, epoch, config)
+SLGCNAdapter.on_epoch_start = killed
+from slrbench.cli import main
+sys.argv = ["slrbench", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_continues_where_it_stopped(cli: Any, tmp_path: Path) -> None:
+    """Killed in the second training: the same command again skips the stored first one and
+    resumes the second from its last finished epoch (that a resumed training ends bit-identical
+    to an uninterrupted one is test_runner's)."""
+    grid = ["sweep", "--methods", "slgcn", "--datasets", DATASET, "--streams", "j,b",
+            "--epochs", "2", "--threads", "1", "--bootstrap", "0", "--no-fuse",
+            "--results", str(tmp_path)]
+    child = subprocess.run([sys.executable, "-c", _SWEEP_KILLED_IN_EPOCH_1, *grid],
+                           capture_output=True, text=True, timeout=600)
+    assert child.returncode == 137, child.stderr[-2000:]
+    assert {row["stream"] for row in RecordStore(tmp_path).find()} == {"j"}
+
+    code, out, err = cli(*grid)
+    assert code == 0, err
+    assert "2 training unit(s), 1 stored (skipped), 1 to train" in out
+    assert "slgcn/b resumed" in out
+    store = RecordStore(tmp_path)
+    for split in ("val", "test"):
+        record = store.load(store.latest(stream="b", split=split)["run_id"])
+        assert record.meta["timings"]["resumed_from_epoch"] == 1  # epoch 0 not trained again
+    assert len(_records(tmp_path)) == 2 * 2
