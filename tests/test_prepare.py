@@ -21,6 +21,7 @@ from slrbench.datasets.prepare import prepare
 from slrbench.datasets.prepared import PreparedDataset
 from slrbench.datasets.readers import detect_format, read_copy
 from slrbench.datasets.registry import load_dataset, local_status, prepared_dir
+from slrbench.datasets.sources import PoseSource, SourceCopy, SourceSplit
 from slrbench.errors import SlrbenchError
 
 SPLITS = ("train", "val", "test")
@@ -166,6 +167,81 @@ def test_every_validation_error_names_what_was_found(tmp_path: Path, change: str
         prepare(read_copy("samslr", source, "wlasl100"), "wlasl100", prepared_dir("wlasl100"))
     assert "\n" not in str(error.value)
     assert not prepared_dir("wlasl100").exists()  # nothing half-written
+
+
+def _pose(nodes: int = 27, layout: str = "samslr_27", size: int = 256) -> PoseSource:
+    """Keypoints of every sample: 8 frames of `nodes` points, all detected."""
+    return PoseSource(layout, (size, size), lambda i: np.ones((8, nodes, 3), np.float32))
+
+
+def _split(ids: tuple[str, ...], labels: Any = "default", pose: PoseSource | None = None
+           ) -> SourceSplit:
+    values = np.arange(len(ids)) if isinstance(labels, str) else labels
+    return SourceSplit(ids, None if values is None else np.asarray(values), pose=pose or _pose())
+
+
+SLR500_IDS = ("P01_00_00_0", "P01_00_01_0", "P02_00_00_0")
+
+
+def _copy_with(change: str) -> tuple[str, SourceCopy]:
+    """(dataset, a copy as a reader could hand it over) with one thing wrong."""
+    if change == "label_count":
+        return "slr500", SourceCopy("samslr", {"train": _split(SLR500_IDS, [0, 1])})
+    if change == "vocabulary_index":
+        ids, _ = _official("wlasl100", "train", 2)
+        table = official_split("wlasl100", "train")
+        assert table is not None
+        return "wlasl100", SourceCopy("nlaslr", {"train": _split(tuple(ids), [0, 2])},
+                                      classes=tuple(table.classes[:2]))
+    if change == "repeated":
+        return "slr500", SourceCopy("samslr", {"train": _split(SLR500_IDS[:1] * 2)})
+    if change == "no_label":
+        return "slr500", SourceCopy("pose", {"train": _split(SLR500_IDS, None)})
+    if change == "label_range":
+        return "slr500", SourceCopy("samslr", {"train": _split(SLR500_IDS, [0, 1, 500])})
+    if change == "split_name":
+        return "nmfs-csl", SourceCopy("samslr", {"extra": _split(SLR500_IDS)})
+    if change == "keypoint_shape":
+        return "slr500", SourceCopy("samslr", {"train": _split(SLR500_IDS, pose=_pose(25))})
+    assert change == "layouts"
+    return "slr500", SourceCopy("samslr", {"train": _split(SLR500_IDS[:2]),
+                                           "test": _split(SLR500_IDS[2:], [0],
+                                                          _pose(size=512))})
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("label_count", r"samslr split 'train': \(2,\) labels for 3 ids; expected one label per id"),
+    ("vocabulary_index", r"nlaslr split 'train': labels outside 0\.\.1; expected indices of its "
+                         "vocabulary"),
+    ("repeated", r"samslr split 'train': ids P01_00_00_0 occur more than once; expected each "
+                 "sample once"),
+    ("no_label", r"pose split 'train', sample P01_00_00_0: no label, and slr500 ships none for "
+                 "it; expected a copy with labels"),
+    ("label_range", r"samslr split 'train', sample P02_00_00_0: label 500; expected 0\.\.499"),
+    ("split_name", r"split 'extra': the dataset ships no official ids to place its samples; "
+                   "expected splits named train, val, test"),
+    ("keypoint_shape", r"sample P01_00_00_0: keypoints of shape \(8, 25, 3\); expected "
+                       r"\(T, 27, 3\) for layout samslr_27"),
+    ("layouts", r"samslr copy: keypoints in several layouts or frame sizes .*; expected one"),
+])
+def test_copy_errors_name_what_was_found(change: str, message: str) -> None:
+    """The checks `prepare` makes on whatever a reader hands over (the reader-specific file
+    errors are tested with their formats)."""
+    dataset, copy = _copy_with(change)
+    with pytest.raises(SlrbenchError, match=message) as error:
+        prepare(copy, dataset, prepared_dir(dataset))
+    assert "\n" not in str(error.value)
+    assert not prepared_dir(dataset).exists()
+
+
+def test_a_sample_without_its_video_is_refused_or_dropped(tmp_path: Path) -> None:
+    copy = SourceCopy("samslr", {"train": _split(SLR500_IDS)})
+    clip = tmp_path / "P01_00_00_0.mp4"
+    videos = SourceCopy("videos", {"train": SourceSplit(SLR500_IDS[:1], videos=(clip,))})
+    with pytest.raises(SlrbenchError, match=r"--videos: no video for 2 samples: P01_00_01_0, "
+                                            r"P02_00_00_0; expected one per sample"):
+        prepare(copy, "slr500", prepared_dir("slr500"), videos=videos)
+    assert not prepared_dir("slr500").exists()
 
 
 def test_drop_invalid_counts_what_it_drops(tmp_path: Path) -> None:
@@ -328,6 +404,131 @@ def test_nlaslr_wlasl2000_files_prepare_as_wlasl100(tmp_path: Path) -> None:
     result = prepare(read_copy("nlaslr", tmp_path / "nla", "wlasl100"), "wlasl100",
                      prepared_dir("wlasl100"))
     assert result.report.found["train"] == 4 and result.report.skipped_outside == 6
+
+
+# ------------------------------------------------------------------ malformed files
+def _samslr_case(root: Path, change: str) -> tuple[str, Path]:
+    source = root / "copy"
+    _wlasl100(source, n=3)
+    if change == "samslr_not_npy":
+        (source / "train_data_joint.npy").write_bytes(b"not an array")
+    elif change == "samslr_not_a_pair":
+        (source / "train_label.pkl").write_bytes(pickle.dumps({"names": [], "labels": []}))
+    elif change == "samslr_labels_not_int":
+        ids, _ = _official("wlasl100", "train", 3)
+        (source / "train_label.pkl").write_bytes(pickle.dumps((ids, ["a", "b", "c"])))
+    elif change == "samslr_no_arrays":
+        for split in SPLITS:
+            (source / f"{split}_data_joint.npy").unlink()
+    return "samslr", source
+
+
+def _pyskl_case(root: Path, change: str) -> tuple[str, Path]:
+    path = root / "autsl.pkl"
+    write_pyskl(path, {s: _official("autsl", s, 2) for s in ("train", "test")})
+    data = pickle.loads(path.read_bytes())
+    first = data["annotations"][0]
+    if change == "pyskl_split_word":
+        data["split"]["xsub_holdout"] = data["split"].pop("xsub_test")
+    elif change == "pyskl_not_a_dict":
+        data["annotations"][0] = [1, 2]
+    elif change == "pyskl_no_key":
+        del first["img_shape"]
+    elif change == "pyskl_compressed":
+        first["frame_inds"] = np.arange(10)
+    elif change == "pyskl_keypoint_shape":
+        first["keypoint"] = first["keypoint"][0]
+    elif change == "pyskl_joints":
+        for entry in data["annotations"]:
+            entry["keypoint"] = entry["keypoint"][:, :, :25]
+    elif change == "pyskl_frame_sizes":
+        first["img_shape"] = (256, 256)
+    elif change == "pyskl_no_label":
+        del first["label"]
+    elif change == "pyskl_two_splits":
+        data["split"]["train"] = data["split"]["xsub_train"]
+    elif change == "pyskl_two_pickles":
+        (root / "other.pkl").write_bytes(b"")
+        path = root
+    if change != "pyskl_two_pickles":
+        path.write_bytes(pickle.dumps(data))
+    return "pyskl", path
+
+
+def _nlaslr_case(root: Path, change: str) -> tuple[str, Path]:
+    table = official_split("wlasl100", "train")
+    assert table is not None
+    folder = root / "nla"
+    keypoints = write_nlaslr(folder, {"train": _official("wlasl100", "train", 3)},
+                             table.classes)
+    points = folder / "keypoints_hrnet_dark_coco_wholebody.pkl"
+    if change == "nlaslr_split_rows":
+        (folder / "train.pkl").write_bytes(pickle.dumps({"name": "x"}))
+    elif change == "nlaslr_not_a_folder":
+        return "nlaslr", points
+    elif change == "nlaslr_keypoints_not_a_dict":
+        points.write_bytes(pickle.dumps(list(keypoints.values())))
+    elif change == "nlaslr_no_split_files":
+        (folder / "train.pkl").unlink()
+    elif change == "nlaslr_no_keypoints_for_a_name":
+        points.write_bytes(pickle.dumps(dict(list(keypoints.items())[1:])))
+    elif change == "nlaslr_keypoint_shape":
+        points.write_bytes(pickle.dumps({k: v[..., :2] for k, v in keypoints.items()}))
+    return "nlaslr", folder
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("samslr_not_npy", r"train_data_joint\.npy: not a readable \.npy array \(.*\); expected "
+                       r"float32 \(N, 3, T, 27, 1\)"),
+    ("samslr_not_a_pair", r"train_label\.pkl: expected a \(names, labels\) pair of equal length"),
+    ("samslr_labels_not_int", r"train_label\.pkl: labels that are not integers; expected int"),
+    ("samslr_no_arrays", r"--from .*copy: no \{train,val,test\}_data_joint\.npy; expected "
+                         "SAM-SLR arrays"),
+    ("pyskl_split_word", r"autsl\.pkl: split 'xsub_holdout'; expected names ending in train, "
+                         r"val \(valid, dev\) or test"),
+    ("pyskl_not_a_dict", r"autsl\.pkl: annotation 0: found list; expected a dict"),
+    ("pyskl_no_key", r"annotation 0: no 'img_shape'; expected frame_dir, label, img_shape"),
+    ("pyskl_compressed", r"annotation 0: compressed annotation \(frame_inds\); expected the "
+                         "dense"),
+    ("pyskl_keypoint_shape", r"annotation 0 \(\w+\): keypoint shape \(10, 133, 2\); "
+                             r"expected \(M, T, V, 2\)"),
+    ("pyskl_joints", r"keypoints with \[25\] joints; expected one of \[27, 133\]"),
+    ("pyskl_frame_sizes", r"img_shape differs between videos .*; expected one frame size"),
+    ("pyskl_no_label", r"split 'xsub_\w+' has annotations without 'label'; expected an int "
+                       "label per video"),
+    ("pyskl_two_splits", r"autsl\.pkl: two splits map to 'train'; expected one each"),
+    ("pyskl_two_pickles", r"--from .*: 2 \.pkl files; expected the one pyskl annotation pickle"),
+    ("nlaslr_split_rows", r"train\.pkl: expected a list of dicts with 'name' and 'label'"),
+    ("nlaslr_not_a_folder", r"--from .*\.pkl: not a folder; expected NLA-SLR's train\.pkl"),
+    ("nlaslr_keypoints_not_a_dict", r"keypoints_hrnet_dark_coco_wholebody\.pkl: found list; "
+                                    "expected a dict"),
+    ("nlaslr_no_split_files", r"--from .*nla: no train\.pkl, dev\.pkl or test\.pkl; expected "
+                              "NLA-SLR split files"),
+    ("nlaslr_no_keypoints_for_a_name", r"train\.pkl: 1 samples without keypoints in "
+                                       r"keypoints_hrnet_dark_coco_wholebody\.pkl, e\.g\. "),
+    ("nlaslr_keypoint_shape", r"keypoints_hrnet_dark_coco_wholebody\.pkl \['\w+'\]: shape "
+                              r"\(\d+, 133, 2\); expected \(T, 133, 3\)"),
+])
+def test_malformed_files_are_named_with_what_was_found(tmp_path: Path, change: str,
+                                                       message: str) -> None:
+    """Each reader's checks of its own files; keypoints are read (and checked) by `prepare`."""
+    case = {"samslr": _samslr_case, "pyskl": _pyskl_case, "nlaslr": _nlaslr_case}
+    fmt, path = case[change.split("_")[0]](tmp_path, change)
+    dataset = "autsl" if fmt == "pyskl" else "wlasl100"
+    with pytest.raises(SlrbenchError, match=message) as error:
+        prepare(read_copy(fmt, path, dataset), dataset, prepared_dir(dataset))
+    assert "\n" not in str(error.value)
+    assert not prepared_dir(dataset).exists()
+
+
+def test_formats_that_cannot_be_told_apart_ask_for_format(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(SlrbenchError, match=r"notes\.txt: cannot tell the format of this file; "
+                                            r"expected a folder, or a pyskl \.pkl"):
+        detect_format(tmp_path / "notes.txt")
+    with pytest.raises(SlrbenchError, match=r"no file of a known format .*; expected one, or "
+                                            "say --format"):
+        detect_format(tmp_path)
 
 
 # ---------------------------------------------------------------------- no val split
