@@ -93,6 +93,7 @@ def _add_pair_killed_at(root: str, kill_at: int) -> None:
     os._exit(0)
 
 
+@pytest.mark.slow  # forks a process per commit point
 def test_a_pair_appears_whole_or_not_at_all_when_killed_anywhere(tmp_path: Path) -> None:
     context = multiprocessing.get_context("fork")
     outcomes = []

@@ -40,6 +40,7 @@ def scores(store: RecordStore, run_id: str) -> np.ndarray:
     return store.load(run_id).scores
 
 
+@pytest.mark.slow  # races two worker processes
 def test_parallel_workers_give_the_records_of_a_sequential_run(small: SynthSign,
                                                                tmp_path: Path) -> None:
     streams = ("j", "b")

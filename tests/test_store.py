@@ -294,6 +294,7 @@ def _die_mid_write(runs: str) -> None:
     os._exit(1)  # a real crash: no cleanup, no exception handling
 
 
+@pytest.mark.slow  # kills a writer process
 def test_killed_writer_leaves_only_a_temp_dir(tmp_path: Path) -> None:
     store = RecordStore(tmp_path)
     rec = make_record()
