@@ -9,6 +9,11 @@ from typing import Any
 
 from slrbench.errors import SlrbenchError
 
+# Fields added to a section after records existed, with their defaults: a config leaves them
+# out while they hold the default (so older configs and their hashes stay as they were), and
+# `--set` sets them like any other field.
+OPTIONAL_FIELDS: dict[str, dict[str, Any]] = {"train": {"sync_bn": False}}
+
 
 def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """A copy of `config` with each dotted key replaced; unknown keys are an error, so a typo
@@ -25,10 +30,16 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[s
             if not isinstance(node.get(part), dict):
                 raise SlrbenchError(f"override '{dotted}': no section '{part}' in the config")
             node = node[part]
+        optional = OPTIONAL_FIELDS.get(".".join(parents), {})
+        if leaf not in node and leaf in optional:  # absent = its default; set only when not
+            value = checked_override(dotted, optional[leaf], value)
+            if value != optional[leaf]:
+                node[leaf] = value
+            continue
         if leaf not in node:
             raise SlrbenchError(
                 f"override '{dotted}': unknown field '{leaf}'; expected one of "
-                f"{', '.join(sorted(node))}"
+                f"{', '.join(sorted({*node, *optional}))}"
             )
         node[leaf] = checked_override(dotted, node[leaf], value)
     if "train.epochs" in overrides:

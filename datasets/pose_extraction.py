@@ -30,10 +30,10 @@ from slrbench.datasets.layouts import (
     MEDIAPIPE_FACE_POINTS_REFINED,
     MEDIAPIPE_POSE_NAMES,
 )
+from slrbench.datasets.readers.pose_files import SIDECAR
 from slrbench.errors import SlrbenchError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
-SIDECAR = "extraction.json"  # the name the `.pose` reader looks for
 EXTRACTOR_NAME = "mediapipe-holistic"
 INSTALL = ("pip install 'slrbench[pose]' in an environment of its own (MediaPipe 0.10.21 pins "
            "numpy<2)")

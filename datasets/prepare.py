@@ -116,6 +116,7 @@ def assign(copy: SourceCopy, dataset: str, classes: tuple[str, ...],
     assigned: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     where: dict[str, str] = {}
     have_ids = any(table is not None for table in official.values())
+    subset = len(classes) < _largest_subset(dataset)  # WLASL100 of WLASL2000, ...
     for name, split in copy.splits.items():
         labels = _resolve_labels(copy, name, split, classes)
         seen = Counter(split.ids)
@@ -131,7 +132,7 @@ def assign(copy: SourceCopy, dataset: str, classes: tuple[str, ...],
                 continue
             if labels is not None:
                 outside = not 0 <= int(labels[row]) < len(classes)
-                if label is None and outside and len(classes) < _largest_subset(dataset):
+                if label is None and outside and subset:
                     # No official id to place it: a class beyond a subset's first K glosses
                     # (MS-ASL1000 training samples read for MS-ASL100) is outside the subset.
                     report.skipped_outside += 1

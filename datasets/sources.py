@@ -60,7 +60,6 @@ class SourceCopy:
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """What a reader may need besides the path: the dataset's registry name and class list."""
+    """What a reader may need besides the path: the dataset's registry name."""
 
     dataset: str
-    classes: tuple[str, ...]

@@ -349,3 +349,35 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
     assert agree >= 0.99, agree
     work = tmp_path / "R1" / "work"
     assert not any(p.is_dir() for p in work.iterdir())  # the work folder was cleared
+
+
+def test_only_rank_0_prepares_a_data_root(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other ranks wait for rank 0, then read the copy it prepared (never prepare again:
+    they would rebuild the folder rank 0 is reading)."""
+    from slrbench.cli.run import _in_turn, _prepared_root
+    from slrbench.datasets.prepared import META
+    from slrbench.datasets.registry import prepared_dir
+
+    monkeypatch.setenv("SLRBENCH_CACHE", str(tmp_path / "cache"))
+    calls: list[str] = []
+
+    class Rank:
+        def __init__(self, main: bool) -> None:
+            self.is_main = main
+
+        def barrier(self) -> None:
+            calls.append("barrier")
+
+    for main, expected in ((True, ["load", "barrier"]), (False, ["barrier", "ready"])):
+        calls.clear()
+        _in_turn(Rank(main), lambda: calls.append("load"),  # type: ignore[arg-type]
+                 lambda: calls.append("ready"))  # type: ignore[arg-type]
+        assert calls == expected
+    raw, ready = tmp_path / "raw", tmp_path / "ready"
+    raw.mkdir()
+    ready.mkdir()
+    (ready / META).write_text("{}")
+    assert _prepared_root("wlasl100", raw) == prepared_dir("wlasl100")
+    assert _prepared_root("wlasl100", ready) == ready
+    assert _prepared_root("wlasl100", None) is None

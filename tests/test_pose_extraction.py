@@ -142,7 +142,7 @@ def test_frames_without_a_person_give_confidence_zero(tmp_path: Path) -> None:
     (result,) = report.extracted
     assert (result.frames, result.frame_size, result.fps) == (6, (128, 96), 25.0)
     assert result.detected == {"pose": 0.0, "face": 0.0, "left_hand": 0.0, "right_hand": 0.0}
-    copy = read_pose_files(tmp_path / "out", ReadOptions("autsl", ()))
+    copy = read_pose_files(tmp_path / "out", ReadOptions("autsl"))
     pose = copy.splits["all"].pose
     assert pose is not None and copy.splits["all"].ids == ("empty_room",)
     assert (pose.layout, pose.frame_size) == ("mediapipe_holistic_586", (128, 96))
@@ -164,7 +164,7 @@ def test_real_signing_video(shared_dir: Path, tmp_path: Path, cli) -> None:
     code, out, err = cli("extract-poses", "--videos", str(videos), "--out", str(tmp_path / "out"))
     assert code == 0, err
     assert "1 videos extracted (58 frames" in out and "pose 100 %, face 100 %" in out
-    copy = read_pose_files(tmp_path / "out", ReadOptions("autsl", ()))
+    copy = read_pose_files(tmp_path / "out", ReadOptions("autsl"))
     pose = copy.splits["all"].pose
     assert pose is not None
     assert (pose.layout, pose.frame_size) == ("mediapipe_holistic_576", (540, 720))

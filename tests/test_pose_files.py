@@ -17,7 +17,7 @@ from slrbench.datasets.readers import pose_files as P
 from slrbench.datasets.sources import PoseSource, ReadOptions, SourceCopy
 from slrbench.errors import SlrbenchError
 
-OPTIONS = ReadOptions("autsl", ())
+OPTIONS = ReadOptions("autsl")
 HOLISTIC = ("POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS",
             "POSE_WORLD_LANDMARKS")
 

@@ -26,7 +26,7 @@ def touch(root: Path, *names: str) -> None:
 
 
 def read(root: Path, dataset: str = "autsl") -> SourceCopy:
-    return read_videos(root, ReadOptions(dataset, ()))
+    return read_videos(root, ReadOptions(dataset))
 
 
 def found(copy: SourceCopy, root: Path) -> dict[str, str]:

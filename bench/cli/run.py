@@ -132,7 +132,8 @@ def run(
             quiet = quiet or not context.is_main
             console.quiet = console.quiet or not context.is_main  # rank 0 alone reports
         store = open_store(results)  # a bad --results fails before SynthSign is generated
-        data = _in_turn(context, lambda: _load(dataset, quiet, data_root))
+        data = _in_turn(context, lambda: _load(dataset, quiet, data_root),
+                        lambda: _load(dataset, quiet, _prepared_root(dataset, data_root)))
         settings: dict[str, Any] = {
             "device": torch_device,
             "overrides": overrides,
@@ -181,9 +182,10 @@ def _process_group(context: DistContext | None) -> AbstractContextManager[Any]:
     return process_group(context) if context is not None else nullcontext()
 
 
-def _in_turn(context: DistContext | None, load: Callable[[], Dataset]) -> Dataset:
-    """Load the dataset in rank 0 first (it may generate or prepare the cached copy), then in
-    the other ranks, which find it ready."""
+def _in_turn(context: DistContext | None, load: Callable[[], Dataset],
+             ready: Callable[[], Dataset]) -> Dataset:
+    """`load` in rank 0 (it may generate or prepare the cached copy); the other ranks wait for
+    it, then `ready` reads what rank 0 left."""
     if context is None:
         return load()
     if context.is_main:
@@ -191,7 +193,17 @@ def _in_turn(context: DistContext | None, load: Callable[[], Dataset]) -> Datase
         context.barrier()
         return data
     context.barrier()
-    return load()
+    return ready()
+
+
+def _prepared_root(name: str, data_root: Path | None) -> Path | None:
+    """Where a --data-root copy is prepared once `_from_data_root` has run (None: no copy)."""
+    from slrbench.datasets.prepared import META
+    from slrbench.datasets.registry import prepared_dir
+
+    if data_root is None or (data_root / META).is_file():
+        return data_root
+    return prepared_dir(name)
 
 
 def run_overrides(items: list[str], methods: int, epochs: int | None) -> dict[str, Any]:

@@ -169,7 +169,9 @@ def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         return [fn(item) for item in items]
 
 
-def _chunks(total: int, size: int) -> Iterator[slice]:
+def chunks(total: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of at most `size` (at least 1) covering range(total)."""
+    size = max(1, size)
     for start in range(0, total, size):
         yield slice(start, min(total, start + size))
 
@@ -231,7 +233,7 @@ class HitEngine:
         true = x[:, rows, y]  # (S, N)
         self._rivals = np.zeros((n, k), dtype=bool)
         dominators = np.zeros(n, dtype=np.int64)
-        for part in _chunks(n, max(1, _BLOCK // (k * self.n_streams))):
+        for part in chunks(n, max(1, _BLOCK // (k * self.n_streams))):
             above = x[:, part] >= true[:, part, None]
             self._rivals[part] = above.any(axis=0)
             dominators[part] = above.all(axis=0).sum(axis=1) - 1  # minus the true class
@@ -261,7 +263,7 @@ class HitEngine:
         if exact:
             tier[rivals] = 0
         else:
-            for part in _chunks(samples.size, max(1, _BLOCK // (self.k * s_count))):
+            for part in chunks(samples.size, max(1, _BLOCK // (self.k * s_count))):
                 masked = np.where(rivals[part][None], x[:, samples[part]], -np.inf)
                 top = torch.from_numpy(masked).topk(self._m2 + 1, dim=2)
                 values, index = top.values.numpy(), top.indices.numpy()
@@ -377,7 +379,7 @@ class HitEngine:
             return b_idx + rows.start, bucket.members[i_idx]
 
         tasks = [(bucket, rows) for bucket in buckets
-                 for rows in _chunks(w.shape[0], max(1, _BLOCK // bucket.scores.shape[1]))]
+                 for rows in chunks(w.shape[0], max(1, _BLOCK // bucket.scores.shape[1]))]
         pending = _parallel(score, tasks)
         b_idx = np.concatenate([p[0] for p in pending] or [np.zeros(0, np.int64)])
         n_idx = np.concatenate([p[1] for p in pending] or [np.zeros(0, np.int64)])

@@ -19,12 +19,11 @@ value is a good proposal; callers re-score it with the engine before taking it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from slrbench.fusion.engine import HitEngine
+from slrbench.fusion.engine import HitEngine, chunks
 
 # (lines x columns) elements per temporary: ~16 MB per float32 buffer.
 _BLOCK = 1 << 22
@@ -46,11 +45,6 @@ def _side(margins: np.ndarray, segment: np.ndarray, stream: int, keep: np.ndarra
     e = margins[stream, keep]
     inverse = np.divide(-1.0, e, out=np.zeros_like(e), where=e != 0).astype(np.float32)
     return _Side(chosen, inverse, *_segment_starts(segment[keep]))
-
-
-def _chunks(total: int, size: int) -> Iterator[slice]:
-    for start in range(0, total, max(1, size)):
-        yield slice(start, min(total, start + size))
 
 
 class LineCounter:
@@ -92,7 +86,7 @@ class LineCounter:
         lower, upper, flat = self._split(stream)
         out = np.empty((rest.shape[0], self.grid.size), dtype=np.int64)
         width = max(1, self._margins.shape[1])
-        for part in _chunks(rest.shape[0], _BLOCK // width):
+        for part in chunks(rest.shape[0], _BLOCK // width):
             w = rest[part]
             lo = np.full((w.shape[0], self.n_samples), -np.inf, dtype=np.float32)
             hi = np.full((w.shape[0], self.n_samples), np.inf, dtype=np.float32)

@@ -231,9 +231,12 @@ class _Search:
 def _distinct(vectors: list[np.ndarray]) -> list[np.ndarray]:
     """Vectors in order, without repeats of an earlier one's direction (same fused ranks)."""
     kept: list[np.ndarray] = []
+    directions: list[np.ndarray] = []  # normalised(kept[i]), computed once
     for w in vectors:
-        if not any(np.allclose(normalised(w), normalised(k), rtol=0, atol=1e-12) for k in kept):
+        direction = normalised(w)
+        if not any(np.allclose(direction, d, rtol=0, atol=1e-12) for d in directions):
             kept.append(np.asarray(w, dtype=np.float64))
+            directions.append(direction)
     return kept
 
 

@@ -95,20 +95,28 @@ def one_line(error: BaseException) -> str:
 def run_local(items: Sequence[WorkItem], settings: SweepSettings, retries: int,
               progress: SweepProgress) -> list[Failure]:
     """One item after another in this process."""
-    failures = []
+    failures: list[Failure] = []
     for item in items:
         for attempt in range(1, retries + 2):
             try:
                 progress.done(train_item(item, settings))
                 break
             except Exception as error:
-                if is_user_error(error) or attempt > retries:
-                    failure = Failure(item.label, one_line(error), attempt)
-                    failures.append(failure)
-                    progress.failed(failure)
+                if not _retry(item, attempt, error, retries, progress, failures):
                     break
-                progress.retried(item.label, attempt, one_line(error))
     return failures
+
+
+def _retry(item: WorkItem, attempt: int, error: BaseException, retries: int,
+           progress: SweepProgress, failures: list[Failure]) -> bool:
+    """After a failed attempt: True to try again; else the failure is recorded and reported."""
+    if is_user_error(error) or attempt > retries:
+        failure = Failure(item.label, one_line(error), attempt)
+        failures.append(failure)
+        progress.failed(failure)
+        return False
+    progress.retried(item.label, attempt, one_line(error))
+    return True
 
 
 def run_ray(items: Sequence[WorkItem], settings: SweepSettings, retries: int,
@@ -134,19 +142,14 @@ def run_ray(items: Sequence[WorkItem], settings: SweepSettings, retries: int,
             num_cpus=settings.threads, num_gpus=1 if cuda else 0, max_retries=retries)
         pending: dict[Any, tuple[WorkItem, int]] = {
             remote.remote(item, settings): (item, 1) for item in items}
-        failures = []
+        failures: list[Failure] = []
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
             item, attempt = pending.pop(ready)
             try:
                 progress.done(ray.get(ready))
             except Exception as error:
-                if is_user_error(error) or attempt > retries:
-                    failure = Failure(item.label, one_line(error), attempt)
-                    failures.append(failure)
-                    progress.failed(failure)
-                else:
-                    progress.retried(item.label, attempt, one_line(error))
+                if _retry(item, attempt, error, retries, progress, failures):
                     pending[remote.remote(item, settings)] = (item, attempt + 1)
         return failures
     finally:

@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from slrbench.config import check_fields
+from slrbench.config import OPTIONAL_FIELDS, check_fields
 from slrbench.errors import SlrbenchError
 from slrbench.store.atomic import atomic_write_bytes, atomic_write_text
 from slrbench.training.distributed import (
@@ -78,10 +78,9 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["milestones"] = list(self.milestones)
-        # Added after records existed: left out while unset, so the configs of every preset
-        # that does not use it (and so their config hashes) stay as they were.
-        if not self.sync_bn:
-            del data["sync_bn"]
+        for name, default in OPTIONAL_FIELDS["train"].items():  # left out at their default
+            if data[name] == default:
+                del data[name]
         return data
 
     def lr_at(self, epoch: int) -> float:

@@ -42,7 +42,6 @@ from filelock import FileLock, Timeout
 from rich.console import Console
 
 from slrbench import __version__
-from slrbench.config import checked_override
 from slrbench.datasets.base import Dataset
 from slrbench.errors import MAX_SEED, SlrbenchError, check_range
 from slrbench.methods.base import MethodAdapter, SolverAdapter, Stage
@@ -80,8 +79,6 @@ from slrbench.training.loop import (
 )
 
 EVAL_SPLITS = ("val", "test")
-# Added to TrainConfig after records existed: an override of a preset that leaves it out.
-SYNC_BN = "train.sync_bn"
 # RunRequest's default device; immutable, so one shared instance is safe.
 _CPU = torch.device("cpu")
 
@@ -288,11 +285,7 @@ def _follow(request: RunRequest, store: RecordStore, threads: int) -> list[list[
 
 def _plan(request: RunRequest, unit: str) -> StreamTask:
     adapter, spec = request.method, request.dataset.spec
-    overrides = dict(request.overrides or {})
-    sync_bn = overrides.pop(SYNC_BN, None)
-    config = adapter.resolve_config(request.preset, spec, unit, overrides)
-    if sync_bn is not None:
-        _set_sync_bn(config, sync_bn)
+    config = adapter.resolve_config(request.preset, spec, unit, dict(request.overrides or {}))
     if request.init is not None:  # other starting weights: another run and another training
         config["init"] = {"checkpoint": request.init.name,
                           "checkpoint_sha256": sha256_file(request.init)}
@@ -326,17 +319,6 @@ def plan_units(request: RunRequest, store: RecordStore) -> list[PlannedUnit]:
         planned.append(PlannedUnit(unit, task.heads, task.config_hash, task.training_hash,
                                    _existing(store, task) is not None, _cost(task)))
     return planned
-
-
-def _set_sync_bn(config: dict[str, Any], value: Any) -> None:
-    """--set train.sync_bn: a preset without the field has it off, and an override that keeps
-    it off leaves the config (and its hash) as the preset's."""
-    train = config.get("train")
-    if not isinstance(train, dict):
-        raise SlrbenchError(f"override '{SYNC_BN}': no section 'train' in the config")
-    value = checked_override(SYNC_BN, train.get("sync_bn", False), value)
-    if value or "sync_bn" in train:
-        train["sync_bn"] = value
 
 
 def _existing(store: RecordStore, task: StreamTask) -> dict[str, dict[str, dict[str, Any]]] | None:

@@ -29,20 +29,9 @@ def read_copy(fmt: str, path: Path, dataset: str) -> SourceCopy:
         raise SlrbenchError(f"--format: found '{fmt}'; expected one of {', '.join(FORMATS)}")
     module, function = FORMATS[fmt].split(":")
     reader = getattr(importlib.import_module(f"slrbench.datasets.readers.{module}"), function)
-    entry = get_entry(dataset)
-    copy: SourceCopy = reader(Path(path), ReadOptions(dataset, _classes(dataset,
-                                                                        entry.num_classes)))
+    get_entry(dataset)  # an unknown dataset fails before any file is read
+    copy: SourceCopy = reader(Path(path), ReadOptions(dataset))
     return copy
-
-
-def _classes(dataset: str, num_classes: int) -> tuple[str, ...]:
-    from slrbench.datasets.official import official_split
-
-    for split in ("train", "val", "test"):
-        table = official_split(dataset, split)
-        if table is not None:
-            return tuple(table.classes)
-    return ()
 
 
 def detect_format(path: Path) -> str:

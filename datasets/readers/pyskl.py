@@ -47,6 +47,7 @@ def _annotation(entry: Any, path: Path, index: int) -> dict[str, Any]:
     if keypoint.ndim != 4 or keypoint.shape[-1] not in (2, 3):
         raise SlrbenchError(f"{where} ({entry['frame_dir']}): keypoint shape {keypoint.shape}; "
                             "expected (M, T, V, 2)")
+    entry["keypoint"] = keypoint  # converted once (lists in some pickles), read as an array
     return entry
 
 
@@ -66,7 +67,7 @@ def read_pyskl(path: Path, options: ReadOptions) -> SourceCopy:
     entries = [_annotation(a, path, i) for i, a in enumerate(data["annotations"])]
     by_id = {str(a["frame_dir"]): a for a in entries}
     sizes = {tuple(int(v) for v in a["img_shape"]) for a in entries}
-    nodes = {np.asarray(a["keypoint"]).shape[2] for a in entries}
+    nodes = {a["keypoint"].shape[2] for a in entries}
     if len(nodes) != 1 or next(iter(nodes)) not in LAYOUTS:
         raise SlrbenchError(f"{path}: keypoints with {sorted(nodes)} joints; expected one of "
                             f"{sorted(LAYOUTS)} (COCO-WholeBody 133, SAM-SLR 27)")
